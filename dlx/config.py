@@ -1,0 +1,202 @@
+"""Experiment configs: load `experiments/<name>.py:get_config()`, apply `--config.KEY=VALUE`, validate."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import pathlib
+from typing import Any
+
+import ml_collections
+
+from dlx.errors import DlxError
+
+# Experiments live beside the package in a source checkout (the README installs with `pip install -e`);
+# `./experiments` is searched too, so a run from any checkout finds its own files.
+EXPERIMENTS_DIRS = (pathlib.Path("experiments"),
+                    pathlib.Path(__file__).resolve().parent.parent / "experiments")
+PARALLEL_MODES = ("jit", "pmap")
+
+
+def experiment_files() -> dict[str, pathlib.Path]:
+    """Name -> path of every experiment shipped in `experiments/`."""
+    found: dict[str, pathlib.Path] = {}
+    for directory in EXPERIMENTS_DIRS:
+        for path in sorted(directory.glob("*.py")):
+            if not path.stem.startswith("_"):
+                found.setdefault(path.stem, path)
+    return found
+
+
+def resolve_path(config_arg: str) -> pathlib.Path:
+    """A `--config` argument (a path, or the name of a shipped experiment) -> an existing file."""
+    path = pathlib.Path(config_arg)
+    if path.is_file():
+        return path
+    shipped = experiment_files()
+    if config_arg in shipped:
+        return shipped[config_arg]
+    names = ", ".join(shipped) or "none"
+    raise DlxError(f"config file not found: {config_arg} (expected a path to a .py file "
+                   f"defining get_config(), or one of: {names})")
+
+
+def describe(path: pathlib.Path) -> str:
+    """First line of an experiment file's module docstring, without importing it."""
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+    except SyntaxError:
+        return "(syntax error in file)"
+    return doc.strip().splitlines()[0] if doc else "(no description)"
+
+
+def load(config_arg: str) -> ml_collections.ConfigDict:
+    """Imports the experiment file and returns its `get_config()`, named after the file."""
+    path = resolve_path(config_arg)
+    spec = importlib.util.spec_from_file_location(f"dlx_experiment_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # A broken user file must still give one clear line.
+        raise DlxError(f"cannot import config file {path}: {type(e).__name__}: {e}") from e
+    if not hasattr(module, "get_config"):
+        raise DlxError(f"config file {path} defines no get_config() function")
+    config = module.get_config()
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise DlxError(f"{path}: get_config() returned {type(config).__name__}, "
+                       f"expected ml_collections.ConfigDict")
+    with config.unlocked():
+        config.name = path.stem
+    return config
+
+
+def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    """All leaf keys as dotted paths, e.g. `train.steps`."""
+    keys = []
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            keys.extend(flat_keys(value, f"{prefix}{key}."))
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _parse_value(key: str, text: str, current: Any) -> Any:
+    """Parses `text` as the type of the field's current value; one-line error if it cannot."""
+    def fail(expected: str) -> DlxError:
+        return DlxError(f"--config.{key}={text}: expected {expected}")
+
+    if isinstance(current, bool):
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise fail("a bool (true/false)")
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise fail("an int") from None
+    if isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise fail("a float") from None
+    if isinstance(current, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    if current is not None and not isinstance(value, type(current)):
+        if isinstance(current, (list, tuple)) and isinstance(value, (list, tuple)):
+            return type(current)(value)
+        raise fail(f"a {type(current).__name__}")
+    return value
+
+
+def _unknown_key(config: ml_collections.ConfigDict, key: str) -> DlxError:
+    keys = flat_keys(config)
+    close = difflib.get_close_matches(key, keys, n=4, cutoff=0.6)
+    if not close:
+        group = key.rsplit(".", 1)[0] if "." in key else ""
+        close = [k for k in keys if k.startswith(group + ".")] if group else []
+    hint = f"; did you mean: {', '.join(close)}" if close else f"; valid keys: {', '.join(keys)}"
+    return DlxError(f"unknown config key '{key}'{hint}")
+
+
+def override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
+    """Sets `config.<key>` from a command-line string, typed like the existing field."""
+    node = config
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+            raise _unknown_key(config, key)
+        node = node[part]
+    leaf = parts[-1]
+    if leaf not in node:
+        raise _unknown_key(config, key)
+    if isinstance(node[leaf], ml_collections.ConfigDict):
+        raise DlxError(f"--config.{key} is a group; set one of its keys: "
+                       f"{', '.join(key + '.' + k for k in flat_keys(node[leaf]))}")
+    with node.ignore_type():
+        node[leaf] = _parse_value(key, text, node[leaf])
+
+
+def parse_overrides(args: list[str]) -> list[tuple[str, str]]:
+    """`['--config.a.b=1', '--config.c', '2']` -> `[('a.b', '1'), ('c', '2')]`."""
+    pairs, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--config."):
+            raise DlxError(f"unrecognised argument '{arg}' (expected --config.KEY=VALUE)")
+        body = arg[len("--config."):]
+        if "=" in body:
+            key, value = body.split("=", 1)
+        elif i + 1 < len(args):
+            key, value = body, args[i + 1]
+            i += 1
+        else:
+            raise DlxError(f"{arg} has no value (expected --config.KEY=VALUE)")
+        pairs.append((key, value))
+        i += 1
+    return pairs
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise DlxError(message)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks keys every experiment needs and values that would fail later, before any compile."""
+    for key in ("seed", "model.name", "data.name", "optim.name", "optim.lr", "train.steps",
+                "train.batch_size", "train.eval_every", "train.log_every",
+                "train.checkpoint_every", "train.keep_checkpoints", "train.parallel"):
+        node = config
+        for part in key.split("."):
+            _require(isinstance(node, ml_collections.ConfigDict) and part in node,
+                     f"config {config.get('name', '?')} lacks required key '{key}'")
+            node = node[part]
+    train = config.train
+    for key in ("steps", "batch_size", "eval_every", "log_every", "checkpoint_every",
+                "keep_checkpoints"):
+        _require(isinstance(train[key], int) and train[key] > 0,
+                 f"train.{key} must be a positive int, got {train[key]!r}")
+    _require(train.parallel in PARALLEL_MODES,
+             f"train.parallel must be one of {', '.join(PARALLEL_MODES)}, got {train.parallel!r}")
+    _require(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr!r}")
+    _require(train.get("devices", 0) >= 0,
+             f"train.devices must be >= 0 (0 = all local devices), got {train.get('devices')!r}")
+
+
+def build(config_arg: str, overrides: list[str]) -> ml_collections.ConfigDict:
+    """The full CLI path: load, override, validate and lock."""
+    config = load(config_arg)
+    for key, value in parse_overrides(overrides):
+        override(config, key, value)
+    validate(config)
+    config.lock()
+    return config

@@ -1,0 +1,29 @@
+"""Pure model definitions (flax.linen) and a builder from `config.model`."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import ml_collections
+
+from dlx.errors import DlxError
+from dlx.nn import activations
+from dlx.nn.mlp import MLP
+
+
+def _mlp(model_config: ml_collections.ConfigDict, num_outputs: int, axis_name: str | None) -> MLP:
+    return MLP(features=tuple(model_config.features), num_outputs=num_outputs,
+               activation=activations.get(model_config.get("activation", "relu")),
+               dropout=model_config.get("dropout", 0.0),
+               use_batchnorm=model_config.get("batchnorm", False), axis_name=axis_name)
+
+
+MODELS = {"mlp": _mlp}
+
+
+def build(model_config: ml_collections.ConfigDict, num_outputs: int,
+          axis_name: str | None = None) -> nn.Module:
+    """The module named by `model.name`, with `axis_name` for cross-device BatchNorm under pmap."""
+    if model_config.name not in MODELS:
+        raise DlxError(f"model.name={model_config.name!r} is not a known model; "
+                       f"expected one of: {', '.join(MODELS)}")
+    return MODELS[model_config.name](model_config, num_outputs, axis_name)
