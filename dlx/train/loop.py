@@ -159,7 +159,7 @@ class _Window:
 
 
 def _restore_or_init(run: Run):
-    restored = run.checkpointer.restore(run.abstract_state)
+    restored = run.checkpointer.restore(run.abstract_state, quarantine=True)
     if restored is None:
         return run.runner.place_state(run.init_state()), {}
     step, state, meta = restored
@@ -188,7 +188,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     window = _Window(meta.get("window"))
     wall_before, t0 = meta.get("wall_s", 0.0), time.perf_counter()
     progress = outputs.Progress(train.steps, start)
-    step = start
+
+    def save(step: int) -> None:
+        window.flush()
+        run.checkpointer.save(step, run.runner.saveable_state(state), {
+            "data": batcher.state(), "window": window.sums,
+            "wall_s": wall_before + time.perf_counter() - t0})
+
     try:
         with _StopRequest() as stop:
             for step in range(start + 1, train.steps + 1):
@@ -204,15 +210,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                 if row:
                     log.write({"step": step, **row})
                     progress.log({"step": step, **row})
-                if step % train.checkpoint_every == 0 or last or stop.signal_name:
-                    window.flush()
-                    run.checkpointer.save(step, run.runner.saveable_state(state), {
-                        "data": batcher.state(), "window": window.sums,
-                        "wall_s": wall_before + time.perf_counter() - t0})
+                saved = step % train.checkpoint_every == 0 or last
+                if saved:
+                    save(step)
                 progress.step(step)
                 if step_hook is not None:
                     step_hook(step)
                 if stop.signal_name:
+                    if not saved:
+                        save(step)
                     run.checkpointer.close()
                     progress.write(f"stopped by {stop.signal_name} at step {step}; checkpoint "
                                    f"saved; rerun the same command to resume")
@@ -241,8 +247,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     return summary
 
 
-def evaluate_latest(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-    """Eval metrics of the newest readable checkpoint in `workdir`, plus its `step`."""
+def restore_latest(config: ml_collections.ConfigDict,
+                   workdir: str | pathlib.Path) -> tuple[Run, int, TrainState]:
+    """(run, step, state placed on the run's devices) of the newest readable checkpoint."""
     workdir = pathlib.Path(workdir)
     if not (workdir / "checkpoints").exists():
         raise DlxError(f"no checkpoints in {workdir}; train first with dlx train --workdir {workdir}")
@@ -253,4 +260,10 @@ def evaluate_latest(config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
     if restored is None:
         raise DlxError(f"no readable checkpoint in {workdir / 'checkpoints'}")
     step, state, _ = restored
-    return {"step": step, **evaluate(run, run.runner.place_state(state))}
+    return run, step, run.runner.place_state(state)
+
+
+def evaluate_latest(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """Eval metrics of the newest readable checkpoint in `workdir`, plus its `step`."""
+    run, step, state = restore_latest(config, workdir)
+    return {"step": step, **evaluate(run, state)}

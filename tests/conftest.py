@@ -1,0 +1,39 @@
+"""Shared fixtures: one MNIST-1D cache per test session, and a CLI runner in a fresh process."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+MLP_CONFIG = str(REPO / "experiments" / "mnist1d_mlp.py")
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory) -> pathlib.Path:
+    """A data cache shared by all xdist workers of the session (generation is atomic)."""
+    root = tmp_path_factory.getbasetemp()
+    shared = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "dlx-data"
+    os.environ["DLX_DATA_DIR"] = str(shared)
+    return shared
+
+
+def run_cli(*args: str, devices: int = 1, script: list[str] | None = None,
+            timeout: int = 300) -> subprocess.CompletedProcess:
+    """Runs `dlx ARGS` (or `python SCRIPT... ARGS`) in a new process with `devices` CPU devices."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    command = [sys.executable] + (script or ["-m", "dlx.cli"]) + list(args)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=REPO)
+
+
+def train_args(workdir: pathlib.Path, *overrides: str, config: str = MLP_CONFIG) -> list[str]:
+    return ["train", "--config", config, "--workdir", str(workdir), *overrides]
