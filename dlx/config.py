@@ -19,6 +19,23 @@ EXPERIMENTS_DIRS = (pathlib.Path("experiments"),
 PARALLEL_MODES = ("jit", "pmap")
 
 
+def base() -> ml_collections.ConfigDict:
+    """The keys every experiment has, with their defaults; experiments start from this and set
+    `model.*` and `data.*` (both need at least `name`)."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.model = ml_collections.ConfigDict({"name": ""})
+    config.data = ml_collections.ConfigDict({"name": "", "cache_dir": ""})
+    config.optim = ml_collections.ConfigDict({
+        "name": "adam", "lr": 1e-3, "schedule": "constant", "warmup_steps": 0,
+        "momentum": 0.9, "weight_decay": 0.0, "clip": 0.0})
+    config.train = ml_collections.ConfigDict({
+        "steps": 1000, "batch_size": 100, "eval_batch_size": 1000, "log_every": 100,
+        "eval_every": 500, "checkpoint_every": 1000, "keep_checkpoints": 3, "parallel": "jit",
+        "devices": 0})
+    return config
+
+
 def experiment_files() -> dict[str, pathlib.Path]:
     """Name -> path of every experiment shipped in `experiments/`."""
     found: dict[str, pathlib.Path] = {}
@@ -171,25 +188,23 @@ def _require(condition: bool, message: str) -> None:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Checks keys every experiment needs and values that would fail later, before any compile."""
-    for key in ("seed", "model.name", "data.name", "optim.name", "optim.lr", "train.steps",
-                "train.batch_size", "train.eval_every", "train.log_every",
-                "train.checkpoint_every", "train.keep_checkpoints", "train.parallel"):
-        node = config
-        for part in key.split("."):
-            _require(isinstance(node, ml_collections.ConfigDict) and part in node,
-                     f"config {config.get('name', '?')} lacks required key '{key}'")
-            node = node[part]
+    """Checks that the common keys exist and hold values that would fail later, before any compile."""
+    missing = [key for key in flat_keys(base()) if key not in flat_keys(config)]
+    _require(not missing, f"config {config.get('name', '?')} lacks required keys: "
+                          f"{', '.join(missing)} (start experiments from dlx.config.base())")
     train = config.train
-    for key in ("steps", "batch_size", "eval_every", "log_every", "checkpoint_every",
-                "keep_checkpoints"):
+    for key in ("steps", "batch_size", "eval_batch_size", "eval_every", "log_every",
+                "checkpoint_every", "keep_checkpoints"):
         _require(isinstance(train[key], int) and train[key] > 0,
                  f"train.{key} must be a positive int, got {train[key]!r}")
     _require(train.parallel in PARALLEL_MODES,
              f"train.parallel must be one of {', '.join(PARALLEL_MODES)}, got {train.parallel!r}")
+    _require(isinstance(train.devices, int) and train.devices >= 0,
+             f"train.devices must be an int >= 0 (0 = all local devices), got {train.devices!r}")
     _require(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr!r}")
-    _require(train.get("devices", 0) >= 0,
-             f"train.devices must be >= 0 (0 = all local devices), got {train.get('devices')!r}")
+    _require(config.optim.warmup_steps < train.steps,
+             f"optim.warmup_steps={config.optim.warmup_steps} must be below "
+             f"train.steps={train.steps}")
 
 
 def build(config_arg: str, overrides: list[str]) -> ml_collections.ConfigDict:

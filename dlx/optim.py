@@ -12,12 +12,9 @@ SCHEDULES = ("constant", "cosine", "linear")
 
 def schedule(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
     """Linear warmup over `optim.warmup_steps`, then constant, cosine or linear decay to 0."""
-    name, lr = optim_config.get("schedule", "constant"), optim_config.lr
-    warmup = optim_config.get("warmup_steps", 0)
+    name, lr, warmup = optim_config.schedule, optim_config.lr, optim_config.warmup_steps
     if name not in SCHEDULES:
         raise DlxError(f"optim.schedule={name!r} is not known; expected one of: {', '.join(SCHEDULES)}")
-    if warmup >= total_steps:
-        raise DlxError(f"optim.warmup_steps={warmup} must be below train.steps={total_steps}")
     decay_steps = total_steps - warmup
     main = {"constant": lambda: optax.constant_schedule(lr),
             "cosine": lambda: optax.cosine_decay_schedule(lr, decay_steps),
@@ -28,8 +25,7 @@ def schedule(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax
 
 
 def _optimizer(name: str, lr: optax.Schedule, optim_config: ml_collections.ConfigDict):
-    momentum = optim_config.get("momentum", 0.9)
-    weight_decay = optim_config.get("weight_decay", 0.0)
+    momentum, weight_decay = optim_config.momentum, optim_config.weight_decay
     makers = {
         "sgd": lambda: optax.sgd(lr),
         "momentum": lambda: optax.sgd(lr, momentum=momentum),
@@ -52,9 +48,9 @@ def make(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.Gra
     lr = schedule(optim_config, total_steps)
     name = optim_config.name
     parts = []
-    if optim_config.get("clip", 0.0) > 0:
+    if optim_config.clip > 0:
         parts.append(optax.clip_by_global_norm(optim_config.clip))
-    if name != "adamw" and optim_config.get("weight_decay", 0.0) > 0:
+    if name != "adamw" and optim_config.weight_decay > 0:
         parts.append(optax.add_decayed_weights(optim_config.weight_decay))
     parts.append(_optimizer(name, lr, optim_config))
     return optax.chain(*parts)

@@ -5,40 +5,27 @@ Run: dlx train --config experiments/mnist1d_mlp.py --workdir runs/mnist1d_mlp
 
 import ml_collections
 
+from dlx.config import base
+
 
 def get_config() -> ml_collections.ConfigDict:
-    config = ml_collections.ConfigDict()
-    config.seed = 0
-
-    config.data = ml_collections.ConfigDict()
+    config = base()
     config.data.name = "mnist1d"
     config.data.seed = 42  # The dataset's own generation seed (the paper's).
     config.data.num_samples = 5000  # 4000 train / 1000 test.
-    config.data.cache_dir = ""  # Empty: $DLX_DATA_DIR, else ~/.cache/dlx.
 
-    config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"
     config.model.features = (100, 100)
     config.model.activation = "relu"
     config.model.dropout = 0.0
     config.model.batchnorm = False
 
-    config.optim = ml_collections.ConfigDict()
     config.optim.name = "adam"
     config.optim.lr = 1e-2
-    config.optim.schedule = "constant"
-    config.optim.warmup_steps = 0
-    config.optim.weight_decay = 0.0
-    config.optim.clip = 0.0
 
-    config.train = ml_collections.ConfigDict()
     config.train.steps = 6000
     config.train.batch_size = 100
-    config.train.eval_batch_size = 1000
-    config.train.eval_every = 500
     config.train.log_every = 100
+    config.train.eval_every = 500
     config.train.checkpoint_every = 1000
-    config.train.keep_checkpoints = 3
-    config.train.parallel = "jit"
-    config.train.devices = 0  # 0: all local devices.
     return config

@@ -89,3 +89,25 @@ def test_every_experiment_has_a_description():
     assert "mnist1d_mlp" in files
     for path in files.values():
         assert not config_lib.describe(path).startswith("(")
+
+
+def test_config_without_common_keys_is_refused(tmp_path):
+    path = tmp_path / "bare.py"
+    path.write_text("import ml_collections\n"
+                    "def get_config():\n"
+                    "    return ml_collections.ConfigDict({'seed': 0})\n")
+    with pytest.raises(DlxError, match="lacks required keys: .*model.name.*train.steps.*dlx.config.base"):
+        config_lib.build(str(path), [])
+
+
+def test_warmup_longer_than_training():
+    with pytest.raises(DlxError, match="optim.warmup_steps=10 must be below train.steps=5"):
+        config_lib.build(MLP_CONFIG, ["--config.optim.warmup_steps=10", "--config.train.steps=5"])
+
+
+def test_model_missing_a_key_is_one_line():
+    from dlx import nn as nn_lib
+    config = config_lib.load(MLP_CONFIG)
+    del config.model["dropout"]
+    with pytest.raises(DlxError, match="model.name=.mlp. needs the key model.dropout, which the config lacks"):
+        nn_lib.build(config.model, 10)

@@ -12,7 +12,7 @@ from dlx.errors import DlxError
 
 @pytest.fixture(scope="module")
 def splits():
-    return data_lib.load(ConfigDict({"name": "mnist1d", "seed": 42, "num_samples": 5000}))
+    return data_lib.load(ConfigDict({"name": "mnist1d", "seed": 42, "num_samples": 5000, "cache_dir": ""}))
 
 
 def test_mnist1d_matches_paper_split(splits):

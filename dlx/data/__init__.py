@@ -10,7 +10,7 @@ from typing import Callable
 import ml_collections
 import numpy as np
 
-from dlx.errors import DlxError
+from dlx.errors import DlxError, missing_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Splits:
 
 def cache_dir(data_config: ml_collections.ConfigDict) -> pathlib.Path:
     """`data.cache_dir`, else `$DLX_DATA_DIR`, else `~/.cache/dlx`."""
-    configured = data_config.get("cache_dir", "") or os.environ.get("DLX_DATA_DIR", "")
+    configured = data_config.cache_dir or os.environ.get("DLX_DATA_DIR", "")
     return pathlib.Path(configured or pathlib.Path.home() / ".cache" / "dlx").expanduser()
 
 
@@ -38,4 +38,7 @@ def load(data_config: ml_collections.ConfigDict) -> Splits:
     if data_config.name not in sources:
         raise DlxError(f"data.name={data_config.name!r} is not a known source; "
                        f"expected one of: {', '.join(sources)}")
-    return sources[data_config.name](data_config)
+    try:
+        return sources[data_config.name](data_config)
+    except AttributeError as e:  # ConfigDict raises AttributeError for a missing key.
+        raise missing_key("data", data_config.name, e) from None

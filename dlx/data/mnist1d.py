@@ -64,8 +64,8 @@ def cached(root: pathlib.Path, seed: int, num_samples: int) -> datasets.DatasetD
 
 def load(data_config: ml_collections.ConfigDict) -> data_lib.Splits:
     """Splits with `x` float32 (N, 40) and `y` int32 (N,)."""
-    dataset = cached(data_lib.cache_dir(data_config), data_config.get("seed", 42),
-                     data_config.get("num_samples", 5000)).with_format("numpy")
+    dataset = cached(data_lib.cache_dir(data_config), data_config.seed,
+                     data_config.num_samples).with_format("numpy")
 
     def arrays(split):
         table = dataset[split][:]

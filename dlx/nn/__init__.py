@@ -5,16 +5,15 @@ from __future__ import annotations
 import flax.linen as nn
 import ml_collections
 
-from dlx.errors import DlxError
+from dlx.errors import DlxError, missing_key
 from dlx.nn import activations
 from dlx.nn.mlp import MLP
 
 
 def _mlp(model_config: ml_collections.ConfigDict, num_outputs: int, axis_name: str | None) -> MLP:
     return MLP(features=tuple(model_config.features), num_outputs=num_outputs,
-               activation=activations.get(model_config.get("activation", "relu")),
-               dropout=model_config.get("dropout", 0.0),
-               use_batchnorm=model_config.get("batchnorm", False), axis_name=axis_name)
+               activation=activations.get(model_config.activation), dropout=model_config.dropout,
+               use_batchnorm=model_config.batchnorm, axis_name=axis_name)
 
 
 MODELS = {"mlp": _mlp}
@@ -26,4 +25,7 @@ def build(model_config: ml_collections.ConfigDict, num_outputs: int,
     if model_config.name not in MODELS:
         raise DlxError(f"model.name={model_config.name!r} is not a known model; "
                        f"expected one of: {', '.join(MODELS)}")
-    return MODELS[model_config.name](model_config, num_outputs, axis_name)
+    try:
+        return MODELS[model_config.name](model_config, num_outputs, axis_name)
+    except AttributeError as e:  # ConfigDict raises AttributeError for a missing key.
+        raise missing_key("model", model_config.name, e) from None

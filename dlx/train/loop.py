@@ -45,7 +45,7 @@ class Run:
 def select_devices(config: ml_collections.ConfigDict) -> list[jax.Device]:
     """The first `train.devices` local devices (all when 0); the batch must split evenly over them."""
     available = jax.local_devices()
-    wanted = config.train.get("devices", 0) or len(available)
+    wanted = config.train.devices or len(available)
     if wanted > len(available):
         raise DlxError(f"train.devices={wanted} but only {len(available)} local devices exist")
     if config.train.batch_size % wanted:
@@ -99,7 +99,7 @@ def build(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Run:
 def evaluate(run: Run, state: TrainState) -> dict[str, float]:
     """Loss and accuracy over the whole test split."""
     totals: dict[str, float] = {}
-    for batch in eval_batches(run.splits.test, run.config.train.get("eval_batch_size", 1000),
+    for batch in eval_batches(run.splits.test, run.config.train.eval_batch_size,
                               multiple_of=len(run.runner.devices)):
         sums = jax.device_get(run.runner.eval_step(state, batch))
         for key, value in sums.items():
