@@ -21,11 +21,11 @@ def final_params(workdir: pathlib.Path, overrides: list[str]) -> list[np.ndarray
     config = config_lib.build(str(REPO / "experiments" / "mnist1d_mlp.py"), overrides)
     loop.train_and_evaluate(config, workdir)
     _, _, state = loop.restore_latest(config, workdir)
-    host = jax.device_get(loop_state_for_compare(state, config.train.parallel))
+    host = jax.device_get(unreplicated(state, config.train.parallel))
     return [np.asarray(x) for x in jax.tree.leaves((host.params, host.batch_stats))]
 
 
-def loop_state_for_compare(state, parallel: str):
+def unreplicated(state, parallel: str):
     return jax.tree.map(lambda x: x[0], state) if parallel == "pmap" else state
 
 

@@ -33,7 +33,6 @@ IDENTITY_KEYS = ("name", "seed", "model", "data")
 class Run:
     """Everything built from a config before the first step."""
     config: ml_collections.ConfigDict
-    workdir: pathlib.Path
     splits: data_lib.Splits
     task: Any
     runner: Any
@@ -93,7 +92,7 @@ def build(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Run:
 
     abstract_state = abstract_like(jax.eval_shape(init_state), runner.restore_sharding)
     checkpointer = Checkpointer(workdir / "checkpoints", config.train.keep_checkpoints)
-    return Run(config, workdir, splits, task, runner, checkpointer, abstract_state, init_state)
+    return Run(config, splits, task, runner, checkpointer, abstract_state, init_state)
 
 
 def evaluate(run: Run, state: TrainState) -> dict[str, float]:
@@ -234,7 +233,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     finally:
         progress.close()
     run.checkpointer.close()
-    wall_s = wall_before + time.perf_counter() - t0
+    return _write_summary(run, workdir, log, state, start, wall_before + time.perf_counter() - t0)
+
+
+def _write_summary(run: Run, workdir: pathlib.Path, log: outputs.MetricsLog, state: TrainState,
+                   start: int, wall_s: float) -> dict:
+    """`summary.json` and `curves.png` of a finished run; returns the summary."""
+    config, train = run.config, run.config.train
     # The last step always evaluates; a run that was already complete evaluates its checkpoint.
     eval_metrics = ({k[5:]: v for k, v in log.rows[-1].items() if k.startswith("eval_")}
                     if start < train.steps else evaluate(run, state))
