@@ -66,7 +66,8 @@ def assert_same_run(workdir: pathlib.Path, reference: pathlib.Path) -> None:
 
 
 def test_sigkill_then_rerun_equals_uninterrupted(tmp_path, uninterrupted):
-    killed = run_cli(*train_args(tmp_path, *KILL_RUN), script=KILL_DRIVER[:] + ["250", "SIGKILL"])
+    killed = run_cli(*train_args(tmp_path, *KILL_RUN),
+                     script=KILL_DRIVER + ["250", "SIGKILL", str(tmp_path / "checkpoints" / "200")])
     assert killed.returncode == -9
     assert not (tmp_path / "summary.json").exists()
     resumed = run_cli(*train_args(tmp_path, *KILL_RUN))
@@ -75,8 +76,22 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path, uninterrupted):
     assert_same_run(tmp_path, uninterrupted)
 
 
+def test_sigkill_during_an_async_save_resumes_from_a_committed_checkpoint(tmp_path, uninterrupted):
+    # Killed right after step 200's save starts: 200 may or may not be committed; either way the
+    # rerun resumes from a complete checkpoint and ends identical.
+    killed = run_cli(*train_args(tmp_path, *KILL_RUN),
+                     script=KILL_DRIVER + ["200", "SIGKILL", str(tmp_path)])
+    assert killed.returncode == -9
+    resumed = run_cli(*train_args(tmp_path, *KILL_RUN))
+    assert resumed.returncode == 0, resumed.stderr
+    assert ("from checkpoint at step 200" in resumed.stderr
+            or "from checkpoint at step 100" in resumed.stderr), resumed.stderr
+    assert_same_run(tmp_path, uninterrupted)
+
+
 def test_sigterm_saves_exits_zero_then_resumes_identically(tmp_path, uninterrupted):
-    stopped = run_cli(*train_args(tmp_path, *KILL_RUN), script=KILL_DRIVER[:] + ["250", "SIGTERM"])
+    stopped = run_cli(*train_args(tmp_path, *KILL_RUN),
+                      script=KILL_DRIVER + ["250", "SIGTERM", str(tmp_path / "checkpoints" / "200")])
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped by SIGTERM at step 250" in stopped.stderr
     assert (tmp_path / "checkpoints" / "250").is_dir()
