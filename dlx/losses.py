@@ -6,18 +6,131 @@ import jax
 import jax.numpy as jnp
 
 
+def _expand_to(where: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """A mask over the leading axes of `shape` (e.g. `where_B` for `x_BD`), broadcast to `shape`."""
+    extra = len(shape) - where.ndim
+    return jnp.broadcast_to(where.reshape(where.shape + (1,) * extra), shape)
+
+
+def _weighted_mean(loss_X: jax.Array, where: jax.Array | None = None,
+                   weight_X: jax.Array | None = None) -> jax.Array:
+    """Scalar: sum(w * loss) / sum(w) over real entries, w = `weight_X` (1 if None); 0 if none."""
+    real_X = (jnp.ones(loss_X.shape, bool) if where is None
+              else _expand_to(where.astype(bool), loss_X.shape))
+    w_X = jnp.ones(loss_X.shape, jnp.float32) if weight_X is None else weight_X.astype(jnp.float32)
+    w_X = jnp.where(real_X, w_X, 0.0)
+    # Selecting (not multiplying) keeps inf/nan from padded rows out of the sum.
+    total = jnp.where(real_X, w_X * loss_X, 0.0).sum()
+    denom = w_X.sum()
+    return total / jnp.where(denom > 0, denom, 1.0)
+
+
+def _class_weights(weights: jax.Array | None, labels_X: jax.Array) -> jax.Array | None:
+    """Per-example weights `weights_C[labels_X]`, or None when `weights` is None."""
+    return None if weights is None else jnp.asarray(weights, jnp.float32)[labels_X]
+
+
+def _pick(logp_XC: jax.Array, labels_X: jax.Array) -> jax.Array:
+    """`logp_XC[..., labels_X]` -> shape X."""
+    return jnp.take_along_axis(logp_XC, labels_X[..., None], axis=-1)[..., 0]
+
+
 def cross_entropy_sum(logits_BC: jax.Array, labels_B: jax.Array,
-                      where_B: jax.Array | None = None) -> jax.Array:
-    """Sum over real rows of -log softmax(logits)[label]; divide by the global count of real rows."""
+                      where_B: jax.Array | None = None,
+                      weights: jax.Array | None = None) -> jax.Array:
+    """Sum over real rows of -w_y log softmax(logits_BC)[y]; the caller divides by the count."""
     logp_BC = jax.nn.log_softmax(logits_BC.astype(jnp.float32))
-    nll_B = -jnp.take_along_axis(logp_BC, labels_B[:, None], axis=-1)[:, 0]
+    nll_B = -_pick(logp_BC, labels_B)
+    if weights is not None:
+        nll_B = _class_weights(weights, labels_B) * nll_B
     if where_B is not None:
         nll_B = jnp.where(where_B, nll_B, 0.0)
     return nll_B.sum()
 
 
 def cross_entropy(logits_BC: jax.Array, labels_B: jax.Array,
-                  where_B: jax.Array | None = None) -> jax.Array:
-    """Mean softmax cross-entropy over the real rows (all rows when `where_B` is None)."""
-    count = labels_B.size if where_B is None else jnp.maximum(where_B.sum(), 1)
-    return cross_entropy_sum(logits_BC, labels_B, where_B) / count
+                  where_B: jax.Array | None = None,
+                  weights: jax.Array | None = None) -> jax.Array:
+    """Mean softmax cross-entropy over the real rows (all rows when `where_B` is None).
+
+    With per-class `weights` (shape (C,)) it is sum(w_y * loss) / sum(w_y), as in PyTorch.
+    """
+    if weights is None:
+        count = labels_B.size if where_B is None else jnp.maximum(where_B.sum(), 1)
+        return cross_entropy_sum(logits_BC, labels_B, where_B) / count
+    logp_BC = jax.nn.log_softmax(logits_BC.astype(jnp.float32))
+    return _weighted_mean(-_pick(logp_BC, labels_B), where_B, _class_weights(weights, labels_B))
+
+
+def masked_cross_entropy(logits_BTV: jax.Array, labels_BT: jax.Array, mask_BT: jax.Array,
+                         weights: jax.Array | None = None) -> jax.Array:
+    """Scalar: sum over real tokens of the cross-entropy / global count of real tokens.
+
+    Never a mean of per-row means, so every real token counts equally whatever its row's length;
+    with `weights` (shape (V,)) it is sum(w_y * loss) / sum(w_y) over real tokens.
+    """
+    logp_BTV = jax.nn.log_softmax(logits_BTV.astype(jnp.float32))
+    return _weighted_mean(-_pick(logp_BTV, labels_BT), mask_BT, _class_weights(weights, labels_BT))
+
+
+def nll(log_probs_BC: jax.Array, labels_B: jax.Array, where: jax.Array | None = None,
+        weights: jax.Array | None = None) -> jax.Array:
+    """Scalar: mean over real rows of -log_probs_BC[y] (inputs are log-probabilities already)."""
+    nll_B = -_pick(log_probs_BC.astype(jnp.float32), labels_B)
+    return _weighted_mean(nll_B, where, _class_weights(weights, labels_B))
+
+
+def binary_cross_entropy(logits_B: jax.Array, labels_B: jax.Array,
+                         where: jax.Array | None = None) -> jax.Array:
+    """Scalar: mean over real entries of -[y log σ(x) + (1-y) log σ(-x)]; labels may be soft."""
+    logits_B = logits_B.astype(jnp.float32)
+    labels_B = labels_B.astype(jnp.float32)
+    loss_B = -(labels_B * jax.nn.log_sigmoid(logits_B)
+               + (1.0 - labels_B) * jax.nn.log_sigmoid(-logits_B))
+    return _weighted_mean(loss_B, where)
+
+
+def mse(pred: jax.Array, target: jax.Array, where: jax.Array | None = None) -> jax.Array:
+    """Scalar: mean over real entries of (pred - target)²; `where` masks leading axes of `pred`."""
+    err = pred.astype(jnp.float32) - target.astype(jnp.float32)
+    return _weighted_mean(err * err, where)
+
+
+def contrastive(emb_a_BD: jax.Array, emb_b_BD: jax.Array, same_B: jax.Array,
+                margin: float = 1.0, where: jax.Array | None = None) -> jax.Array:
+    """Scalar: mean over real pairs of d² (same pair) or max(0, margin - d)² (different pair)."""
+    diff_BD = emb_a_BD.astype(jnp.float32) - emb_b_BD.astype(jnp.float32)
+    d2_B = (diff_BD * diff_BD).sum(-1)
+    # Double where: sqrt has an infinite gradient at 0, which identical embeddings would hit.
+    positive_B = d2_B > 0
+    d_B = jnp.where(positive_B, jnp.sqrt(jnp.where(positive_B, d2_B, 1.0)), 0.0)
+    hinge_B = jnp.maximum(margin - d_B, 0.0)
+    loss_B = jnp.where(same_B.astype(bool), d2_B, hinge_B * hinge_B)
+    return _weighted_mean(loss_B, where)
+
+
+def _l2_normalize(x_BD: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """Rows of `x_BD` scaled to unit L2 norm (zero rows stay zero, with finite gradients)."""
+    return x_BD * jax.lax.rsqrt(jnp.maximum((x_BD * x_BD).sum(-1, keepdims=True), eps * eps))
+
+
+def info_nce(query_BD: jax.Array, key_BD: jax.Array, temperature: float = 0.1) -> jax.Array:
+    """Scalar: mean over rows i of cross-entropy of cos(q_i, k_j) / temperature, target j = i."""
+    q_BD = _l2_normalize(query_BD.astype(jnp.float32))
+    k_BD = _l2_normalize(key_BD.astype(jnp.float32))
+    logits_BB = q_BD @ k_BD.T / temperature
+    return cross_entropy(logits_BB, jnp.arange(logits_BB.shape[0]))
+
+
+def focal(logits_BC: jax.Array, labels_B: jax.Array, gamma: float = 2.0,
+          where: jax.Array | None = None, weights: jax.Array | None = None) -> jax.Array:
+    """Scalar: mean over real rows of -(1 - p_y)^gamma log p_y, p = softmax(logits_BC)."""
+    logp_y_B = _pick(jax.nn.log_softmax(logits_BC.astype(jnp.float32)), labels_B)
+    # -expm1(log p) is 1 - p without cancellation when p is near 1.
+    base_B = -jnp.expm1(logp_y_B)
+    # Double where: d/dx x^gamma at x = 0 is 0 * inf = nan for gamma = 0 (p rounds to 1).
+    positive_B = base_B > 0
+    factor_B = jnp.where(positive_B, jnp.where(positive_B, base_B, 1.0) ** gamma,
+                         jnp.zeros_like(base_B) ** gamma)
+    loss_B = -factor_B * logp_y_B
+    return _weighted_mean(loss_B, where, _class_weights(weights, labels_B))
