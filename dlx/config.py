@@ -189,7 +189,8 @@ def _require(condition: bool, message: str) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks that the common keys exist and hold values that would fail later, before any compile."""
-    missing = [key for key in flat_keys(base()) if key not in flat_keys(config)]
+    present = set(flat_keys(config))
+    missing = [key for key in flat_keys(base()) if key not in present]
     _require(not missing, f"config {config.get('name', '?')} lacks required keys: "
                           f"{', '.join(missing)} (start experiments from dlx.config.base())")
     train = config.train

@@ -55,9 +55,6 @@ def cross_entropy(logits_BC: jax.Array, labels_B: jax.Array,
 
     With per-class `weights` (shape (C,)) it is sum(w_y * loss) / sum(w_y), as in PyTorch.
     """
-    if weights is None:
-        count = labels_B.size if where_B is None else jnp.maximum(where_B.sum(), 1)
-        return cross_entropy_sum(logits_BC, labels_B, where_B) / count
     logp_BC = jax.nn.log_softmax(logits_BC.astype(jnp.float32))
     return _weighted_mean(-_pick(logp_BC, labels_B), where_B, _class_weights(weights, labels_B))
 
@@ -69,8 +66,7 @@ def masked_cross_entropy(logits_BTV: jax.Array, labels_BT: jax.Array, mask_BT: j
     Never a mean of per-row means, so every real token counts equally whatever its row's length;
     with `weights` (shape (V,)) it is sum(w_y * loss) / sum(w_y) over real tokens.
     """
-    logp_BTV = jax.nn.log_softmax(logits_BTV.astype(jnp.float32))
-    return _weighted_mean(-_pick(logp_BTV, labels_BT), mask_BT, _class_weights(weights, labels_BT))
+    return cross_entropy(logits_BTV, labels_BT, mask_BT, weights)  # Works over any leading axes.
 
 
 def nll(log_probs_BC: jax.Array, labels_B: jax.Array, where: jax.Array | None = None,
