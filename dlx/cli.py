@@ -52,14 +52,22 @@ def run(argv: list[str], step_hook=None) -> int:
             raise DlxError(f"dlx list takes no arguments, got: {' '.join(rest)}")
         return _list()
     from dlx import config as config_lib
-    config = config_lib.build(args.config, rest)
-    from dlx.train import loop
-    if args.command == "eval":
-        print(json.dumps(loop.evaluate_latest(config, args.workdir)))
-        return 0
-    summary = loop.train_and_evaluate(config, args.workdir, step_hook=step_hook)
-    if summary is not None:
-        print(json.dumps(summary))
+    runs = config_lib.sweep(args.config)
+    if runs is not None:
+        from dlx.train import sweep
+        if args.command == "eval":
+            result = sweep.evaluate_sweep(args.config, rest, args.workdir, runs)
+        else:
+            result = sweep.train_sweep(args.config, rest, args.workdir, runs, step_hook=step_hook)
+    else:
+        config = config_lib.build(args.config, rest)
+        from dlx.train import loop
+        if args.command == "eval":
+            result = loop.evaluate_latest(config, args.workdir)
+        else:
+            result = loop.train_and_evaluate(config, args.workdir, step_hook=step_hook)
+    if result is not None:
+        print(json.dumps(result))
     return 0
 
 

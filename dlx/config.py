@@ -17,6 +17,7 @@ from dlx.errors import DlxError
 EXPERIMENTS_DIRS = (pathlib.Path("experiments"),
                     pathlib.Path(__file__).resolve().parent.parent / "experiments")
 PARALLEL_MODES = ("jit", "pmap")
+EVAL_SPLITS = ("train", "val", "test")
 
 
 def base() -> ml_collections.ConfigDict:
@@ -25,14 +26,18 @@ def base() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
     config.model = ml_collections.ConfigDict({"name": ""})
-    config.data = ml_collections.ConfigDict({"name": "", "cache_dir": ""})
+    config.data = ml_collections.ConfigDict({"name": "", "cache_dir": "", "train_size": 0,
+                                             "validation_size": 0})
     config.optim = ml_collections.ConfigDict({
         "name": "adam", "lr": 1e-3, "schedule": "constant", "warmup_steps": 0,
-        "momentum": 0.9, "weight_decay": 0.0, "clip": 0.0})
+        "decay_steps": 0, "decay_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
+        "l1": 0.0, "l2": 0.0, "clip": 0.0, "accumulate_steps": 1})
     config.train = ml_collections.ConfigDict({
         "steps": 1000, "batch_size": 100, "eval_batch_size": 1000, "log_every": 100,
-        "eval_every": 500, "checkpoint_every": 1000, "keep_checkpoints": 3, "parallel": "jit",
-        "devices": 0})
+        "eval_every": 500, "eval_splits": "test", "checkpoint_every": 1000,
+        "keep_checkpoints": 3, "parallel": "jit", "devices": 0, "reports": "",
+        "early_stopping": ml_collections.ConfigDict({
+            "metric": "", "patience": 5, "min_delta": 0.0})})
     return config
 
 
@@ -68,15 +73,20 @@ def describe(path: pathlib.Path) -> str:
     return doc.strip().splitlines()[0] if doc else "(no description)"
 
 
-def load(config_arg: str) -> ml_collections.ConfigDict:
-    """Imports the experiment file and returns its `get_config()`, named after the file."""
-    path = resolve_path(config_arg)
+def _import(path: pathlib.Path):
     spec = importlib.util.spec_from_file_location(f"dlx_experiment_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # A broken user file must still give one clear line.
         raise DlxError(f"cannot import config file {path}: {type(e).__name__}: {e}") from e
+    return module
+
+
+def load(config_arg: str) -> ml_collections.ConfigDict:
+    """Imports the experiment file and returns its `get_config()`, named after the file."""
+    path = resolve_path(config_arg)
+    module = _import(path)
     if not hasattr(module, "get_config"):
         raise DlxError(f"config file {path} defines no get_config() function")
     config = module.get_config()
@@ -86,6 +96,23 @@ def load(config_arg: str) -> ml_collections.ConfigDict:
     with config.unlocked():
         config.name = path.stem
     return config
+
+
+def sweep(config_arg: str) -> dict[str, dict[str, Any]] | None:
+    """The experiment's `get_sweep()`: run name -> `{dotted key: value}` set on top of
+    `get_config()`; None for a single-run experiment."""
+    path = resolve_path(config_arg)
+    module = _import(path)
+    if not hasattr(module, "get_sweep"):
+        return None
+    runs = module.get_sweep()
+    if not (isinstance(runs, dict) and runs and all(isinstance(v, dict) for v in runs.values())):
+        raise DlxError(f"{path}: get_sweep() must return a non-empty dict of run name -> "
+                       f"{{config key: value}}")
+    bad = [name for name in runs if not name.replace("_", "").isalnum()]
+    if bad:
+        raise DlxError(f"{path}: sweep run names must be letters, digits and _, got {bad[0]!r}")
+    return runs
 
 
 def flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
@@ -144,8 +171,8 @@ def _unknown_key(config: ml_collections.ConfigDict, key: str) -> DlxError:
     return DlxError(f"unknown config key '{key}'{hint}")
 
 
-def override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
-    """Sets `config.<key>` from a command-line string, typed like the existing field."""
+def _field(config: ml_collections.ConfigDict, key: str) -> tuple[ml_collections.ConfigDict, str]:
+    """(parent node, leaf name) of an existing dotted leaf key; one-line error otherwise."""
     node = config
     parts = key.split(".")
     for part in parts[:-1]:
@@ -158,8 +185,29 @@ def override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
     if isinstance(node[leaf], ml_collections.ConfigDict):
         raise DlxError(f"--config.{key} is a group; set one of its keys: "
                        f"{', '.join(key + '.' + k for k in flat_keys(node[leaf]))}")
+    return node, leaf
+
+
+def override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
+    """Sets `config.<key>` from a command-line string, typed like the existing field."""
+    node, leaf = _field(config, key)
     with node.ignore_type():
         node[leaf] = _parse_value(key, text, node[leaf])
+
+
+def assign(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
+    """Sets an existing `config.<key>` to a Python value (a sweep run's setting), of the field's type."""
+    node, leaf = _field(config, key)
+    current = node[leaf]
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    sequences = (list, tuple)
+    if not (current is None or type(value) is type(current)
+            or (isinstance(current, sequences) and isinstance(value, sequences))):
+        raise DlxError(f"{config.get('name', '?')}: {key}={value!r} is a {type(value).__name__}, "
+                       f"expected a {type(current).__name__}")
+    with node.ignore_type():
+        node[leaf] = value
 
 
 def parse_overrides(args: list[str]) -> list[tuple[str, str]]:
@@ -182,6 +230,11 @@ def parse_overrides(args: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def names(text: str) -> tuple[str, ...]:
+    """`"test, val"` -> `("test", "val")`: the comma-separated lists of string config keys."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise DlxError(message)
@@ -202,15 +255,39 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"train.parallel must be one of {', '.join(PARALLEL_MODES)}, got {train.parallel!r}")
     _require(isinstance(train.devices, int) and train.devices >= 0,
              f"train.devices must be an int >= 0 (0 = all local devices), got {train.devices!r}")
+    _require(isinstance(config.optim.accumulate_steps, int) and config.optim.accumulate_steps > 0,
+             f"optim.accumulate_steps must be a positive int, got {config.optim.accumulate_steps!r}")
+    splits = names(train.eval_splits)
+    _require(splits and set(splits) <= set(EVAL_SPLITS),
+             f"train.eval_splits={train.eval_splits!r}: expected a comma-separated subset of "
+             f"{', '.join(EVAL_SPLITS)}")
+    _require("val" not in splits or config.data.validation_size > 0,
+             "train.eval_splits includes val but data.validation_size is 0; set it to the number "
+             "of training examples to hold out")
+    from dlx.analysis import REPORTS
+    unknown = [name for name in names(train.reports) if name not in REPORTS]
+    _require(not unknown, f"train.reports: unknown report {', '.join(unknown)}; expected any of: "
+                          f"{', '.join(REPORTS)}")
+    from dlx.train.early_stopping import EarlyStopping
+    EarlyStopping.from_config(config, splits)
     _require(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr!r}")
     _require(config.optim.warmup_steps < train.steps,
              f"optim.warmup_steps={config.optim.warmup_steps} must be below "
              f"train.steps={train.steps}")
 
 
-def build(config_arg: str, overrides: list[str]) -> ml_collections.ConfigDict:
-    """The full CLI path: load, override, validate and lock."""
+def build(config_arg: str, overrides: list[str], run: tuple[str, dict] | None = None
+          ) -> ml_collections.ConfigDict:
+    """The full CLI path: load, set a sweep `run` (name, settings), override, validate and lock.
+
+    A sweep run is named `<experiment>/<run>`; command-line overrides apply on top of its settings.
+    """
     config = load(config_arg)
+    if run is not None:
+        run_name, settings = run
+        for key, value in settings.items():
+            assign(config, key, value)
+        config.name = f"{config.name}/{run_name}"
     for key, value in parse_overrides(overrides):
         override(config, key, value)
     validate(config)

@@ -1,31 +1,141 @@
-"""Optimisers and schedules from optax, built from `config.optim`."""
+"""Optimisers, schedules and parameter penalties from optax, built from `config.optim`."""
 
 from __future__ import annotations
 
+import math
+from typing import Any, Callable, Union
+
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
 from dlx.errors import DlxError
 
-SCHEDULES = ("constant", "cosine", "linear")
+SCHEDULES = ("constant", "cosine", "linear", "step")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
+DECAYED_LEAF_NAMES = frozenset({"kernel"})
+
+Mask = Union[Any, Callable[[Any], Any]]
+
+
+def _key_name(key: Any) -> str:
+    """The name of one step of a pytree path (dict key, attribute or index) as a string."""
+    for attribute in ("key", "name", "idx"):
+        if hasattr(key, attribute):
+            return str(getattr(key, attribute))
+    return str(key)
+
+
+def decay_mask(params: Any) -> Any:
+    """A pytree of bools shaped like `params`: which leaves weight decay and L1/L2 penalties touch.
+
+    The rule is by name: a leaf is decayed exactly when its last path key is `kernel`, i.e. the
+    weight matrices of Dense/DenseGeneral and the filters of Conv/ConvTranspose. Everything else
+    is left alone: biases, the `scale`/`bias` of LayerNorm/BatchNorm/GroupNorm, `embedding`
+    tables and any other parameter. Decaying normalisation scales pulls them towards 0 and
+    changes what the network can represent, and decaying biases buys no regularisation.
+    """
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: bool(path) and _key_name(path[-1]) in DECAYED_LEAF_NAMES, params)
+
+
+def _resolve_mask(mask: Mask | None, tree: Any) -> Any:
+    """`mask` as a bool pytree for `tree` (None: every leaf)."""
+    if mask is None:
+        return jax.tree.map(lambda _: True, tree)
+    return mask(tree) if callable(mask) else mask
+
+
+def add_l1(strength: float, mask: Mask | None = None) -> optax.GradientTransformation:
+    """Adds `strength * sign(w)` to the gradient of every masked leaf: the gradient of the loss term
+    `strength * sum(|w|)` (with the subgradient 0 at w = 0). Stateless; needs `params` in update."""
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("add_l1 needs the params passed to update()")
+        mask_tree = _resolve_mask(mask, params)
+        updates = jax.tree.map(
+            lambda g, p, m: g + strength * jnp.sign(p).astype(g.dtype) if m else g,
+            updates, params, mask_tree)
+        return updates, state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def add_l2(strength: float, mask: Mask | None = None) -> optax.GradientTransformation:
+    """Adds `strength * w` to the gradient of every masked leaf: the gradient of the loss term
+    `strength / 2 * sum(w ** 2)`."""
+    return optax.add_decayed_weights(strength, mask=mask)
+
+
+def penalty(params: Any, optim_config: ml_collections.ConfigDict) -> jax.Array:
+    """The value of the L1 + L2 penalties that `make` adds through the gradient (for logging):
+    `optim.l1 * sum(|w|) + optim.l2 / 2 * sum(w ** 2)` over the `decay_mask` leaves, as float32.
+    `optim.weight_decay` is not included (for adamw it is not a loss term at all)."""
+    l1, l2 = _penalty_strengths(optim_config)
+    mask = decay_mask(params)
+    leaves = [p.astype(jnp.float32) for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask))
+              if m]
+    total = jnp.zeros((), jnp.float32)
+    for leaf in leaves:
+        if l1:
+            total = total + l1 * jnp.sum(jnp.abs(leaf))
+        if l2:
+            total = total + 0.5 * l2 * jnp.sum(jnp.square(leaf))
+    return total
+
+
+def _non_negative(optim_config: ml_collections.ConfigDict, key: str) -> float:
+    value = optim_config.get(key, 0.0)
+    if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
+        raise DlxError(f"optim.{key} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _penalty_strengths(optim_config: ml_collections.ConfigDict) -> tuple[float, float]:
+    return _non_negative(optim_config, "l1"), _non_negative(optim_config, "l2")
+
+
+def _step_schedule(optim_config: ml_collections.ConfigDict, lr: float) -> optax.Schedule:
+    decay_steps = optim_config.get("decay_steps", 0)
+    rate = optim_config.get("decay_rate", 0.1)
+    if not (isinstance(decay_steps, int) and decay_steps > 0):
+        raise DlxError(f"optim.decay_steps must be a positive int for optim.schedule='step' "
+                       f"(lr is multiplied by optim.decay_rate every decay_steps steps), "
+                       f"got {decay_steps!r}")
+    if not (isinstance(rate, (int, float)) and 0 < rate <= 1):
+        raise DlxError(f"optim.decay_rate must be in (0, 1] for optim.schedule='step', "
+                       f"got {rate!r}")
+    return optax.exponential_decay(lr, transition_steps=decay_steps, decay_rate=float(rate),
+                                   staircase=True)
 
 
 def schedule(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-    """Linear warmup over `optim.warmup_steps`, then constant, cosine or linear decay to 0."""
+    """Linear warmup over `optim.warmup_steps`, then one of:
+
+    constant; cosine or linear decay to 0 at `total_steps`; step: lr times
+    `optim.decay_rate ** floor((t - warmup) / optim.decay_steps)` (staircase).
+    """
     name, lr, warmup = optim_config.schedule, optim_config.lr, optim_config.warmup_steps
     if name not in SCHEDULES:
         raise DlxError(f"optim.schedule={name!r} is not known; expected one of: {', '.join(SCHEDULES)}")
     decay_steps = total_steps - warmup
     main = {"constant": lambda: optax.constant_schedule(lr),
             "cosine": lambda: optax.cosine_decay_schedule(lr, decay_steps),
-            "linear": lambda: optax.linear_schedule(lr, 0.0, decay_steps)}[name]()
+            "linear": lambda: optax.linear_schedule(lr, 0.0, decay_steps),
+            "step": lambda: _step_schedule(optim_config, lr)}[name]()
     if not warmup:
         return main
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
-def _optimizer(name: str, lr: optax.Schedule, optim_config: ml_collections.ConfigDict):
-    momentum, weight_decay = optim_config.momentum, optim_config.weight_decay
+def _optimizer(name: str, lr: optax.Schedule, optim_config: ml_collections.ConfigDict,
+               weight_decay: float) -> optax.GradientTransformation:
+    momentum = optim_config.momentum
     makers = {
         "sgd": lambda: optax.sgd(lr),
         "momentum": lambda: optax.sgd(lr, momentum=momentum),
@@ -33,24 +143,40 @@ def _optimizer(name: str, lr: optax.Schedule, optim_config: ml_collections.Confi
         "rmsprop": lambda: optax.rmsprop(lr),
         "adagrad": lambda: optax.adagrad(lr),
         "adam": lambda: optax.adam(lr),
-        "adamw": lambda: optax.adamw(lr, weight_decay=weight_decay),
+        "adamw": lambda: optax.adamw(lr, weight_decay=weight_decay, mask=decay_mask),
     }
-    if name not in makers:
-        raise DlxError(f"optim.name={name!r} is not known; expected one of: {', '.join(makers)}")
-    return makers[name]()
+    return makers[name]()  # `make` has checked the name.
 
 
 def make(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-    """Global-norm clipping (`optim.clip` > 0), then the named optimiser on the schedule.
+    """The optimiser chain for `config.optim`, in this order:
 
-    `optim.weight_decay` is decoupled decay for `adamw` and added L2-style decay for the others.
+    1. global-norm clipping of the gradient (`optim.clip` > 0);
+    2. L1 (`optim.l1`: loss + l1 * sum|w|) and L2 (`optim.l2`: loss + l2/2 * sum w^2) penalty
+       gradients on the `decay_mask` leaves (kernels only);
+    3. `optim.weight_decay` for every optimiser but adamw: `wd * w` added to the gradient of the
+       kernels before the optimiser, i.e. L2-style coupling (Adam/RMSProp/Adagrad rescale it);
+    4. the named optimiser on `schedule(...)`; adamw does decoupled decay (lr * wd * w) on the
+       `decay_mask` leaves itself.
     """
-    lr = schedule(optim_config, total_steps)
     name = optim_config.name
+    if name not in OPTIMIZERS:
+        raise DlxError(f"optim.name={name!r} is not known; "
+                       f"expected one of: {', '.join(OPTIMIZERS)}")
+    weight_decay = _non_negative(optim_config, "weight_decay")
+    l1, l2 = _penalty_strengths(optim_config)
+    lr = schedule(optim_config, total_steps)
     parts = []
     if optim_config.clip > 0:
         parts.append(optax.clip_by_global_norm(optim_config.clip))
-    if name != "adamw" and optim_config.weight_decay > 0:
-        parts.append(optax.add_decayed_weights(optim_config.weight_decay))
-    parts.append(_optimizer(name, lr, optim_config))
+    # Penalties come after clipping: the clip bounds the data gradient only, as with PyTorch's
+    # clip_grad_norm_ before an optimiser's weight_decay, so a large data gradient cannot shrink
+    # the regulariser's pull and the clip threshold keeps meaning "data-gradient norm".
+    if l1 > 0:
+        parts.append(add_l1(l1, decay_mask))
+    if l2 > 0:
+        parts.append(add_l2(l2, decay_mask))
+    if name != "adamw" and weight_decay > 0:
+        parts.append(optax.add_decayed_weights(weight_decay, mask=decay_mask))
+    parts.append(_optimizer(name, lr, optim_config, weight_decay))
     return optax.chain(*parts)

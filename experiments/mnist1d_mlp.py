@@ -19,6 +19,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.activation = "relu"
     config.model.dropout = 0.0
     config.model.batchnorm = False
+    config.model.kernel_init = "lecun_normal"  # Flax's default; see dlx.nn.init for the others.
+    config.model.bias_init = "zeros"
 
     config.optim.name = "adam"
     config.optim.lr = 1e-2

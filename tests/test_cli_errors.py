@@ -41,6 +41,11 @@ def test_batch_not_divisible_by_devices(tmp_path):
     assert_one_line_error(result, "train.batch_size=100 is not divisible by the 8 devices")
 
 
+def test_batch_not_divisible_into_micro_batches(tmp_path):
+    result = run_cli(*train_args(tmp_path, "--config.optim.accumulate_steps=3"))
+    assert_one_line_error(result, "not divisible by the 1 devices x optim.accumulate_steps=3")
+
+
 def test_workdir_of_another_experiment(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"name": "other_experiment"}))
     result = run_cli(*train_args(tmp_path))
@@ -75,4 +80,6 @@ def test_resume_with_another_optimiser_is_refused_and_keeps_checkpoints(tmp_path
 def test_list_shows_experiments():
     result = run_cli("list")
     assert result.returncode == 0
-    assert result.stdout.startswith("mnist1d_mlp") and "MNIST-1D" in result.stdout
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert names == sorted(names) and {"mnist1d_mlp", "xor_mlp", "init_symmetry"} <= set(names)
+    assert "MNIST-1D" in result.stdout

@@ -50,6 +50,10 @@ def test_float_field_accepts_int_text():
     ("--config.train.steps=0", "train.steps must be a positive int"),
     ("--config.optim.lr=-1", "optim.lr must be > 0"),
     ("--confg.train.steps=5", "unrecognised argument"),
+    ("--config.optim.accumulate_steps=0", "optim.accumulate_steps must be a positive int"),
+    ("--config.train.eval_splits=dev", "expected a comma-separated subset of train, val, test"),
+    ("--config.train.early_stopping.metric=eval_test_acc", "is not an evaluated metric"),
+    ("--config.train.early_stopping.patience=0", "patience must be a positive int"),
 ])
 def test_bad_overrides_name_the_key(override, fragment):
     with pytest.raises(DlxError, match=None) as info:
@@ -111,3 +115,28 @@ def test_model_missing_a_key_is_one_line():
     del config.model["dropout"]
     with pytest.raises(DlxError, match="model.name=.mlp. needs the key model.dropout, which the config lacks"):
         nn_lib.build(config.model, 10)
+
+
+def test_sweep_run_settings_are_applied_then_overridden():
+    config = config_lib.build(MLP_CONFIG, ["--config.optim.lr=0.5"],
+                              run=("fast", {"optim.name": "sgd", "optim.lr": 1, "seed": 3}))
+    assert config.name == "mnist1d_mlp/fast"
+    assert config.optim.name == "sgd" and config.seed == 3
+    assert config.optim.lr == 0.5  # The command line wins over the run's setting.
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    ({"optim.lr": "fast"}, "optim.lr='fast' is a str, expected a float"),
+    ({"optim.lrr": 0.1}, "did you mean: optim.lr"),
+])
+def test_bad_sweep_setting_names_the_key(settings, fragment):
+    with pytest.raises(DlxError) as info:
+        config_lib.build(MLP_CONFIG, [], run=("bad", settings))
+    assert fragment in str(info.value)
+
+
+def test_experiments_define_well_formed_sweeps():
+    for name in config_lib.experiment_files():
+        runs = config_lib.sweep(name)
+        for run in (runs or {None: {}}).items():
+            config_lib.build(name, [], run=run if runs else None)

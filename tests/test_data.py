@@ -4,15 +4,22 @@ import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
+from dlx import config as config_lib
 from dlx import data as data_lib
 from dlx.data import mnist1d
 from dlx.data.batching import EpochBatcher, eval_batches
 from dlx.errors import DlxError
 
 
+def mnist1d_config(**fields) -> ConfigDict:
+    data_config = config_lib.base().data
+    data_config.update({"name": "mnist1d", "seed": 42, "num_samples": 5000, **fields})
+    return data_config
+
+
 @pytest.fixture(scope="module")
 def splits():
-    return data_lib.load(ConfigDict({"name": "mnist1d", "seed": 42, "num_samples": 5000, "cache_dir": ""}))
+    return data_lib.load(mnist1d_config())
 
 
 def test_mnist1d_matches_paper_split(splits):
@@ -82,3 +89,25 @@ def test_eval_batches_cover_every_row_once_with_mask():
     real = np.concatenate([b["y"][b["mask"]] for b in batches])
     np.testing.assert_array_equal(real, np.arange(10))
     assert batches[-1]["mask"].sum() == 4
+
+
+def test_validation_rows_are_carved_from_train_only_and_do_not_follow_the_seed(splits):
+    carved = data_lib.load(mnist1d_config(validation_size=500, train_size=1000))
+    assert carved.val["x"].shape == (500, 40) and carved.train["x"].shape == (1000, 40)
+    np.testing.assert_array_equal(carved.test["x"], splits.test["x"])
+    rows = lambda x: {row.tobytes() for row in x}
+    train, val, full = rows(carved.train["x"]), rows(carved.val["x"]), rows(splits.train["x"])
+    assert not train & val and train <= full and val <= full
+    again = data_lib.carve(splits, 500, 1000)
+    np.testing.assert_array_equal(again.val["y"], carved.val["y"])
+
+
+def test_carving_more_than_the_train_set_is_a_clear_error(splits):
+    with pytest.raises(DlxError, match=r"=3000 \+ data.train_size=2000 exceeds the 4000"):
+        data_lib.carve(splits, 3000, 2000)
+
+
+def test_xor_is_the_four_points():
+    xor = data_lib.load(ConfigDict({"name": "xor", "train_size": 0, "validation_size": 0}))
+    np.testing.assert_array_equal(xor.train["y"], (xor.train["x"][:, 0] != xor.train["x"][:, 1]))
+    assert xor.train["x"].shape == (4, 2) and xor.num_classes == 2

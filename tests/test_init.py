@@ -84,3 +84,20 @@ def test_works_as_flax_dense_kernel_init():
 def test_fewer_than_two_dims_raise(name, shape):
     with pytest.raises(DlxError, match="at least 2 dims"):
         FAN_SCALED[name][0](KEY, shape)
+
+
+@pytest.mark.parametrize("spec, expected", [("he_normal", init.he_normal), ("zeros", init.zeros)])
+def test_get_by_name(spec, expected):
+    assert init.get(spec) is expected
+
+
+def test_get_with_an_argument():
+    np.testing.assert_array_equal(init.get("constant:0.5")(KEY, (2, 3)), np.full((2, 3), 0.5))
+    w = init.get("normal:0.01")(KEY, (256, 256))
+    assert abs(float(np.std(w)) - 0.01) < 0.0005
+
+
+@pytest.mark.parametrize("spec", ["constant", "he_normal:2", "normal:wide", "glorot"])
+def test_get_rejects_bad_specs_in_one_line(spec):
+    with pytest.raises(DlxError, match="is not known; expected one of: zeros, he_normal"):
+        init.get(spec)

@@ -1,4 +1,5 @@
-"""jit over 8 emulated devices, pmap over 8 and jit on 1 device give the same params after 20 steps."""
+"""jit over 8 emulated devices, pmap over 8 and jit on 1 device give the same params after 20 steps,
+with and without BatchNorm and gradient accumulation."""
 
 import json
 
@@ -10,8 +11,9 @@ STEPS = ("--config.train.steps=20", "--config.train.batch_size=96", "--config.tr
          "--config.train.eval_every=20", "--config.train.checkpoint_every=20")
 
 
-@pytest.mark.parametrize("extra", [(), ("--config.model.batchnorm=true",)],
-                         ids=["mlp", "mlp_batchnorm"])
+@pytest.mark.parametrize("extra", [(), ("--config.model.batchnorm=true",),
+                                   ("--config.optim.accumulate_steps=4",)],
+                         ids=["mlp", "mlp_batchnorm", "mlp_accumulate4"])
 def test_jit8_pmap8_and_one_device_agree(tmp_path, extra):
     result = run_cli(str(tmp_path), *STEPS, *extra, devices=8,
                      script=[str(REPO / "tests" / "equivalence_driver.py")])

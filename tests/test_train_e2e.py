@@ -35,12 +35,12 @@ def test_default_experiment_reaches_paper_accuracy(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["final_step"] == 6000
-    assert summary["eval"]["accuracy"] >= 0.66, summary  # MNIST-1D paper: 68 %.
+    assert summary["eval"]["test"]["accuracy"] >= 0.66, summary  # MNIST-1D paper: 68 %.
     for key in ("train_loss", "wall_s", "examples_per_s", "devices"):
         assert key in summary
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(100, 6001, 100))
-    assert all("train_loss" in r for r in rows) and "eval_accuracy" in rows[-1]
+    assert all("train_loss" in r for r in rows) and "eval_test_accuracy" in rows[-1]
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "checkpoints" / "6000").is_dir()
     assert json.loads((tmp_path / "config.json").read_text())["name"] == "mnist1d_mlp"

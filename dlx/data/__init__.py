@@ -12,13 +12,21 @@ import numpy as np
 
 from dlx.errors import DlxError, missing_key
 
+# The validation rows are drawn with this fixed seed, so changing `config.seed` never moves them.
+VALIDATION_SEED = 0
+
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
-    """Train and test arrays keyed by field name (`x`, `y`, ...), all with the same leading size."""
+    """Arrays keyed by field name (`x`, `y`, ...) per split; `val` is empty unless carved out."""
     train: dict[str, np.ndarray]
     test: dict[str, np.ndarray]
     num_classes: int
+    val: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def named(self, name: str) -> dict[str, np.ndarray]:
+        """The split called `name` (train, val or test)."""
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
 
 
 def cache_dir(data_config: ml_collections.ConfigDict) -> pathlib.Path:
@@ -28,17 +36,42 @@ def cache_dir(data_config: ml_collections.ConfigDict) -> pathlib.Path:
 
 
 def _sources() -> dict[str, Callable[[ml_collections.ConfigDict], Splits]]:
-    from dlx.data import mnist1d  # Imported lazily: each source pulls in its own packages.
-    return {"mnist1d": mnist1d.load}
+    from dlx.data import mnist1d, xor  # Imported lazily: each source pulls in its own packages.
+    return {"mnist1d": mnist1d.load, "xor": xor.load}
+
+
+def _rows(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
+    return {key: value[index] for key, value in arrays.items()}
+
+
+def carve(splits: Splits, validation_size: int, train_size: int) -> Splits:
+    """Moves `validation_size` random train rows into `val`, then keeps the first `train_size` of
+    the rest (0 = all); the test split is never touched."""
+    available = len(next(iter(splits.train.values())))
+    if validation_size < 0 or train_size < 0:
+        raise DlxError(f"data.validation_size and data.train_size must be >= 0, got "
+                       f"{validation_size} and {train_size}")
+    if validation_size + train_size > available:
+        raise DlxError(f"data.validation_size={validation_size} + data.train_size={train_size} "
+                       f"exceeds the {available} training examples")
+    if not validation_size and not train_size:
+        return splits
+    order = np.random.default_rng(VALIDATION_SEED).permutation(available)
+    rest = np.sort(order[validation_size:])
+    if train_size:
+        rest = rest[:train_size]
+    val = _rows(splits.train, np.sort(order[:validation_size])) if validation_size else {}
+    return dataclasses.replace(splits, train=_rows(splits.train, rest), val=val)
 
 
 def load(data_config: ml_collections.ConfigDict) -> Splits:
-    """Loads the splits of the source named by `data.name`."""
+    """Loads the splits of the source named by `data.name`, then carves out `val` if asked."""
     sources = _sources()
     if data_config.name not in sources:
         raise DlxError(f"data.name={data_config.name!r} is not a known source; "
                        f"expected one of: {', '.join(sources)}")
     try:
-        return sources[data_config.name](data_config)
+        splits = sources[data_config.name](data_config)
     except AttributeError as e:  # ConfigDict raises AttributeError for a missing key.
         raise missing_key("data", data_config.name, e) from None
+    return carve(splits, data_config.validation_size, data_config.train_size)

@@ -6,14 +6,16 @@ import flax.linen as nn
 import ml_collections
 
 from dlx.errors import DlxError, missing_key
-from dlx.nn import activations
+from dlx.nn import activations, init
 from dlx.nn.mlp import MLP
 
 
 def _mlp(model_config: ml_collections.ConfigDict, num_outputs: int, axis_name: str | None) -> MLP:
     return MLP(features=tuple(model_config.features), num_outputs=num_outputs,
                activation=activations.get(model_config.activation), dropout=model_config.dropout,
-               use_batchnorm=model_config.batchnorm, axis_name=axis_name)
+               use_batchnorm=model_config.batchnorm, axis_name=axis_name,
+               kernel_init=init.get(model_config.kernel_init),
+               bias_init=init.get(model_config.bias_init))
 
 
 MODELS = {"mlp": _mlp}

@@ -88,3 +88,23 @@ he_uniform = _fan_scaled(_he_std, _uniform_same_variance, "he_uniform")
 xavier_normal = _fan_scaled(_xavier_std, normal, "xavier_normal")
 xavier_uniform = _fan_scaled(_xavier_std, _uniform_same_variance, "xavier_uniform")
 lecun_normal = _fan_scaled(_lecun_std, normal, "lecun_normal")
+
+_NAMED = {"zeros": zeros, "he_normal": he_normal, "he_uniform": he_uniform,
+          "xavier_normal": xavier_normal, "xavier_uniform": xavier_uniform,
+          "lecun_normal": lecun_normal}
+_WITH_ARGUMENT = {"constant": constant, "normal": normal, "uniform": uniform}
+
+
+def get(spec: str) -> Initializer:
+    """An initialiser from a config string: a name (`he_normal`), or `name:value` for `constant`,
+    `normal` (stddev) and `uniform` (scale), e.g. `normal:0.01`."""
+    name, _, argument = spec.partition(":")
+    known = ", ".join([*_NAMED, *(f"{n}:VALUE" for n in _WITH_ARGUMENT)])
+    if name in _NAMED and not argument:
+        return _NAMED[name]
+    if name in _WITH_ARGUMENT and argument:
+        try:
+            return _WITH_ARGUMENT[name](float(argument))
+        except ValueError:
+            pass
+    raise DlxError(f"initialiser {spec!r} is not known; expected one of: {known}")

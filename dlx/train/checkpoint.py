@@ -32,9 +32,10 @@ def _signature(abstract_state: Any) -> dict[str, tuple]:
 
 
 class Checkpointer:
-    """Saves `state` + `meta` every call to `save`; keeps the newest `keep`; restores the newest good one."""
+    """Saves `state` + `meta` every call to `save`; keeps the newest `keep` (None: all); restores the
+    newest good one."""
 
-    def __init__(self, directory: pathlib.Path, keep: int):
+    def __init__(self, directory: pathlib.Path, keep: int | None):
         self.directory = directory.resolve()
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                                cleanup_tmp_directories=True)
@@ -50,6 +51,12 @@ class Checkpointer:
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
+
+    def delete(self, steps) -> None:
+        """Removes the checkpoints of `steps` (after any save in flight has finished)."""
+        self.manager.wait_until_finished()
+        for step in steps:
+            self.manager.delete(step)
 
     def restore(self, abstract_state: Any, quarantine: bool = False) -> tuple[int, Any, dict] | None:
         """(step, state, meta) of the newest readable checkpoint; unreadable ones are skipped loudly.

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from dlx import analysis
+from dlx import config as config_lib
 from dlx import data as data_lib
 from dlx import nn as nn_lib
 from dlx import optim, tasks
@@ -22,6 +24,7 @@ from dlx.data.batching import EpochBatcher, eval_batches
 from dlx.errors import DlxError
 from dlx.train import outputs
 from dlx.train.checkpoint import Checkpointer, abstract_like
+from dlx.train.early_stopping import EarlyStopping
 from dlx.train.parallel import make_runner
 from dlx.train.state import TrainState
 
@@ -39,17 +42,21 @@ class Run:
     checkpointer: Checkpointer
     abstract_state: Any
     init_state: Callable[[], TrainState]
+    eval_splits: tuple[str, ...]
 
 
 def select_devices(config: ml_collections.ConfigDict) -> list[jax.Device]:
-    """The first `train.devices` local devices (all when 0); the batch must split evenly over them."""
+    """The first `train.devices` local devices (all when 0); the batch must split evenly over them
+    and, on each, into `optim.accumulate_steps` micro-batches."""
     available = jax.local_devices()
     wanted = config.train.devices or len(available)
     if wanted > len(available):
         raise DlxError(f"train.devices={wanted} but only {len(available)} local devices exist")
-    if config.train.batch_size % wanted:
+    parts = wanted * config.optim.accumulate_steps
+    if config.train.batch_size % parts:
         raise DlxError(f"train.batch_size={config.train.batch_size} is not divisible by the "
-                       f"{wanted} devices; use a multiple of {wanted} or set train.devices")
+                       f"{wanted} devices x optim.accumulate_steps={config.optim.accumulate_steps}; "
+                       f"use a multiple of {parts} or change train.devices")
     return available[:wanted]
 
 
@@ -81,7 +88,7 @@ def build(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Run:
     model = nn_lib.build(config.model, splits.num_classes,
                          axis_name="batch" if parallel == "pmap" else None)
     task = tasks.Classification(model)
-    runner = make_runner(parallel, devices, task, tx)
+    runner = make_runner(parallel, devices, task, tx, config.optim.accumulate_steps)
     sample = {k: v[:1] for k, v in splits.train.items()}
 
     def init_state() -> TrainState:
@@ -92,18 +99,28 @@ def build(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Run:
 
     abstract_state = abstract_like(jax.eval_shape(init_state), runner.restore_sharding)
     checkpointer = Checkpointer(workdir / "checkpoints", config.train.keep_checkpoints)
-    return Run(config, splits, task, runner, checkpointer, abstract_state, init_state)
+    return Run(config, splits, task, runner, checkpointer, abstract_state, init_state,
+               config_lib.names(config.train.eval_splits))
 
 
-def evaluate(run: Run, state: TrainState) -> dict[str, float]:
-    """Loss and accuracy over the whole test split."""
-    totals: dict[str, float] = {}
-    for batch in eval_batches(run.splits.test, run.config.train.eval_batch_size,
-                              multiple_of=len(run.runner.devices)):
-        sums = jax.device_get(run.runner.eval_step(state, batch))
-        for key, value in sums.items():
-            totals[key] = totals.get(key, 0.0) + float(value)
-    return tasks.summarize(totals)
+def evaluate(run: Run, state: TrainState) -> dict[str, dict[str, float]]:
+    """Loss and accuracy in eval mode over each of `train.eval_splits`, keyed by split."""
+    results = {}
+    for split in run.eval_splits:
+        totals: dict[str, float] = {}
+        for batch in eval_batches(run.splits.named(split), run.config.train.eval_batch_size,
+                                  multiple_of=len(run.runner.devices)):
+            sums = jax.device_get(run.runner.eval_step(state, batch))
+            for key, value in sums.items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+        results[split] = tasks.summarize(totals)
+    return results
+
+
+def eval_row(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """`{"test": {"loss": l}}` -> `{"eval_test_loss": l}`, the metrics.jsonl keys."""
+    return {f"eval_{split}_{key}": value for split, metrics in results.items()
+            for key, value in metrics.items()}
 
 
 class _StopRequest:
@@ -166,6 +183,63 @@ def _restore_or_init(run: Run):
     return run.runner.place_state(state), meta
 
 
+class _Best:
+    """Early stopping and its best checkpoints (`workdir/best/`); inert when no metric is set.
+
+    Every new best is saved, and older bests are kept until the run ends: a resume restarts from a
+    regular checkpoint whose recorded best may be older than the newest saved one.
+    """
+
+    def __init__(self, run: Run, workdir: pathlib.Path, saved: dict | None):
+        self.stopper = EarlyStopping.from_config(run.config, run.eval_splits)
+        self.checkpointer = None
+        if self.stopper is None:
+            return
+        if saved:
+            self.stopper.restore(saved)
+        self.checkpointer = Checkpointer(workdir / "best", keep=None)
+        # Bests saved after the checkpoint we resume from are replayed, and saved again.
+        self.checkpointer.delete([s for s in self.checkpointer.steps()
+                                  if s > self.stopper.best_step])
+
+    def state(self) -> dict | None:
+        return self.stopper.state() if self.stopper else None
+
+    def observe(self, step: int, row: dict, saveable_state: Any) -> bool:
+        """Records the eval `row` of `step`; True when patience has run out."""
+        if self.stopper is None:
+            return False
+        value = row[self.stopper.metric]
+        if self.stopper.update(step, value):
+            self.checkpointer.save(step, saveable_state, {"metric": self.stopper.metric,
+                                                          "value": value})
+        return self.stopper.should_stop
+
+    def final_state(self, run: Run, state: TrainState) -> TrainState:
+        """The best state (older bests deleted), or `state` itself without early stopping."""
+        if self.stopper is None:
+            return state
+        self.checkpointer.wait()
+        self.checkpointer.delete([s for s in self.checkpointer.steps()
+                                  if s != self.stopper.best_step])
+        restored = self.checkpointer.restore(run.abstract_state)
+        self.checkpointer.close()
+        if restored is None or restored[0] != self.stopper.best_step:
+            raise DlxError(f"the best checkpoint (step {self.stopper.best_step}) is missing from "
+                           f"{self.checkpointer.directory}")
+        return run.runner.place_state(restored[1])
+
+    def summary(self) -> dict | None:
+        if self.stopper is None:
+            return None
+        return {"metric": self.stopper.metric, "best": self.stopper.best,
+                "best_step": self.stopper.best_step}
+
+    def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                        step_hook: Callable[[int], None] | None = None) -> dict | None:
     """Trains `config` in `workdir` (resuming from its newest checkpoint) and returns the summary.
@@ -177,22 +251,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     check_workdir(config, workdir)
     run = build(config, workdir)
     outputs.write_json(workdir / "config.json", config.to_dict())
-    train = config.train
     state, meta = _restore_or_init(run)
     start = int(jax.device_get(run.runner.saveable_state(state).step))
-    batcher = EpochBatcher(run.splits.train, train.batch_size, config.seed)
+    log = outputs.MetricsLog(workdir / "metrics.jsonl", keep_through=start)
+    best = _Best(run, workdir, meta.get("early_stopping"))
+    try:
+        if start < config.train.steps and not meta.get("stopped_early"):
+            trained = _train(run, state, meta, start, log, best, step_hook)
+            if trained is None:
+                return None
+            state, meta = trained
+        final_state = best.final_state(run, state)
+    finally:
+        best.close()
+    run.checkpointer.close()
+    return _write_summary(run, workdir, log, final_state, meta, best.summary())
+
+
+def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.MetricsLog,
+           best: _Best, step_hook) -> tuple[TrainState, dict] | None:
+    """Steps from `start` to `train.steps` or an early stop; (state, meta of its last checkpoint),
+    or None after a SIGTERM/SIGINT."""
+    train = run.config.train
+    batcher = EpochBatcher(run.splits.train, train.batch_size, run.config.seed)
     if meta:
         batcher.restore(meta["data"])
-    log = outputs.MetricsLog(workdir / "metrics.jsonl", keep_through=start)
     window = _Window(meta.get("window"))
     wall_before, t0 = meta.get("wall_s", 0.0), time.perf_counter()
     progress = outputs.Progress(train.steps, start)
 
-    def save(step: int) -> None:
+    def save(step: int, stopped_early: bool = False) -> dict:
         window.flush()
-        run.checkpointer.save(step, run.runner.saveable_state(state), {
-            "data": batcher.state(), "window": window.sums,
-            "wall_s": wall_before + time.perf_counter() - t0})
+        saved_meta = {"data": batcher.state(), "window": window.sums,
+                      "wall_s": wall_before + time.perf_counter() - t0,
+                      "early_stopping": best.state(), "stopped_early": stopped_early}
+        run.checkpointer.save(step, run.runner.saveable_state(state), saved_meta)
+        return saved_meta
 
     try:
         with _StopRequest() as stop:
@@ -204,14 +298,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                 if step % train.log_every == 0 or last:
                     row.update(window.take())
                     row["steps_per_s"] = progress.rate(step)
+                stop_early = False
                 if step % train.eval_every == 0 or last:
-                    row.update({f"eval_{k}": v for k, v in evaluate(run, state).items()})
+                    row.update(eval_row(evaluate(run, state)))
+                    stop_early = best.observe(step, row, run.runner.saveable_state(state))
                 if row:
                     log.write({"step": step, **row})
                     progress.log({"step": step, **row})
+                if stop_early:
+                    progress.write(f"early stopping at step {step}: no improvement of "
+                                   f"{best.stopper.metric} for {best.stopper.patience} evaluations")
+                    return state, save(step, stopped_early=True)
                 saved = step % train.checkpoint_every == 0 or last
                 if saved:
-                    save(step)
+                    latest = save(step)
                 progress.step(step)
                 if step_hook is not None:
                     step_hook(step)
@@ -222,7 +322,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                     progress.write(f"stopped by {stop.signal_name} at step {step}; checkpoint "
                                    f"saved; rerun the same command to resume")
                     return None
-            window.flush()
+            return state, latest  # The last step always saves.
     except FloatingPointError as e:
         bad_step, loss = e.args
         run.checkpointer.close()
@@ -232,21 +332,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                        f"{run.checkpointer.directory}") from None
     finally:
         progress.close()
-    run.checkpointer.close()
-    return _write_summary(run, workdir, log, state, start, wall_before + time.perf_counter() - t0)
 
 
 def _write_summary(run: Run, workdir: pathlib.Path, log: outputs.MetricsLog, state: TrainState,
-                   start: int, wall_s: float) -> dict:
-    """`summary.json` and `curves.png` of a finished run; returns the summary."""
+                   meta: dict, early_stopping: dict | None) -> dict:
+    """`summary.json` and `curves.png` of a finished run (metrics of the best state under early
+    stopping); returns the summary."""
     config, train = run.config, run.config.train
-    # The last step always evaluates; a run that was already complete evaluates its checkpoint.
-    eval_metrics = ({k[5:]: v for k, v in log.rows[-1].items() if k.startswith("eval_")}
-                    if start < train.steps else evaluate(run, state))
-    summary = {"experiment": config.name, "final_step": train.steps,
-               "train_loss": log.last("train_loss"), "eval": eval_metrics, "wall_s": wall_s,
-               "examples_per_s": train.steps * train.batch_size / max(wall_s, 1e-9),
+    final_step = int(jax.device_get(run.runner.saveable_state(state).step))
+    last_step = log.rows[-1]["step"] if log.rows else None
+    wall_s = meta.get("wall_s", 0.0)
+    params = jax.device_get(run.runner.saveable_state(state).params)
+    summary = {"experiment": config.name, "final_step": final_step,
+               "train_loss": log.last("train_loss"), "eval": evaluate(run, state),
+               "wall_s": wall_s,
+               "examples_per_s": (last_step or 0) * train.batch_size / max(wall_s, 1e-9),
                "devices": len(run.runner.devices), "parallel": train.parallel}
+    if early_stopping is not None:
+        summary["early_stopping"] = {**early_stopping, "stopped_step": last_step,
+                                     "stopped_early": bool(meta.get("stopped_early"))}
+    reports = config_lib.names(train.reports)
+    if reports:
+        summary["reports"] = {name: analysis.REPORTS[name](params) for name in reports}
     outputs.write_json(workdir / "summary.json", summary)
     outputs.plot_curves(log.rows, workdir / "curves.png", config.name)
     return summary
@@ -269,6 +376,6 @@ def restore_latest(config: ml_collections.ConfigDict,
 
 
 def evaluate_latest(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-    """Eval metrics of the newest readable checkpoint in `workdir`, plus its `step`."""
+    """`{"step": step, "eval": {split: metrics}}` of the newest readable checkpoint in `workdir`."""
     run, step, state = restore_latest(config, workdir)
-    return {"step": step, **evaluate(run, state)}
+    return {"step": step, "eval": evaluate(run, state)}

@@ -96,24 +96,56 @@ class Progress:
             self.bar.close()
 
 
-def plot_curves(rows: list[dict], path: pathlib.Path, title: str) -> None:
-    """Loss and accuracy against step, train and eval, into one PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _series(rows: list[dict], key: str) -> list[tuple[int, float]]:
+    return [(row["step"], row[key]) for row in rows if key in row]
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        for split in ("train", "eval"):
-            points = [(r["step"], r[f"{split}_{metric}"]) for r in rows if f"{split}_{metric}" in r]
-            if points:
-                ax.plot(*zip(*points), marker="o" if split == "eval" else None, markersize=3,
-                        label=split)
-        ax.set(xlabel="step", ylabel=metric, title=f"{title}: {metric}")
-        ax.grid(alpha=0.3)
-        ax.legend()
+
+def _save_figure(fig, path: pathlib.Path) -> None:
+    import matplotlib.pyplot as plt
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def _figure(ncols: int):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(1, ncols, figsize=(5 * ncols, 4))
+
+
+def plot_curves(rows: list[dict], path: pathlib.Path, title: str) -> None:
+    """Loss and accuracy against step: the training window and every evaluated split, one PNG."""
+    fig, axes = _figure(2)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        keys = [f"train_{metric}"] + sorted({k for row in rows for k in row
+                                              if k.startswith("eval_") and k.endswith(f"_{metric}")})
+        for key in keys:
+            points = _series(rows, key)
+            if points:
+                label = "train (running)" if key.startswith("train_") else key[5:-len(metric) - 1]
+                ax.plot(*zip(*points), marker=None if key.startswith("train_") else "o",
+                        markersize=3, label=label)
+        ax.set(xlabel="step", ylabel=metric, title=f"{title}: {metric}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save_figure(fig, path)
+
+
+def plot_sweep(runs: dict[str, list[dict]], keys: tuple[str, ...], path: pathlib.Path,
+               title: str) -> None:
+    """One panel per metric key, one line per run, into one PNG."""
+    fig, axes = _figure(len(keys))
+    for ax, key in zip(axes, keys):
+        for name, rows in runs.items():
+            points = _series(rows, key)
+            if points:
+                ax.plot(*zip(*points), label=name)
+        ax.set(xlabel="step", ylabel=key, title=f"{title}: {key}")
+        if key.endswith("loss"):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    _save_figure(fig, path)

@@ -23,12 +23,13 @@ class JitRunner:
 
     axis_name = None
 
-    def __init__(self, devices: Sequence[jax.Device], task, tx):
+    def __init__(self, devices: Sequence[jax.Device], task, tx, accumulate_steps: int = 1):
         self.devices = list(devices)
         mesh = Mesh(np.array(self.devices), ("data",))
         self.replicated = NamedSharding(mesh, PartitionSpec())
         self.batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
-        self._train = jax.jit(functools.partial(steps.train_step, task=task, tx=tx),
+        self._train = jax.jit(functools.partial(steps.train_step, task=task, tx=tx,
+                                                accumulate_steps=accumulate_steps),
                               in_shardings=(self.replicated, self.batch_sharding),
                               out_shardings=(self.replicated, self.replicated), donate_argnums=0)
         self._eval = jax.jit(functools.partial(steps.eval_step, task=task),
@@ -61,12 +62,13 @@ class PmapRunner:
 
     axis_name = PMAP_AXIS
 
-    def __init__(self, devices: Sequence[jax.Device], task, tx):
+    def __init__(self, devices: Sequence[jax.Device], task, tx, accumulate_steps: int = 1):
         self.devices = list(devices)
         self.stacked = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)),
                                      PartitionSpec(PMAP_AXIS))
         self._train = jax.pmap(
-            functools.partial(steps.train_step, task=task, tx=tx, axis_name=PMAP_AXIS),
+            functools.partial(steps.train_step, task=task, tx=tx, axis_name=PMAP_AXIS,
+                              accumulate_steps=accumulate_steps),
             axis_name=PMAP_AXIS, devices=self.devices, donate_argnums=0)
         self._eval = jax.pmap(functools.partial(steps.eval_step, task=task, axis_name=PMAP_AXIS),
                               axis_name=PMAP_AXIS, devices=self.devices)
@@ -95,5 +97,5 @@ class PmapRunner:
         return jax.tree.map(lambda x: x[0], self._eval(state, self.place_batch(batch)))
 
 
-def make_runner(mode: str, devices: Sequence[jax.Device], task, tx):
-    return {"jit": JitRunner, "pmap": PmapRunner}[mode](devices, task, tx)
+def make_runner(mode: str, devices: Sequence[jax.Device], task, tx, accumulate_steps: int = 1):
+    return {"jit": JitRunner, "pmap": PmapRunner}[mode](devices, task, tx, accumulate_steps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from dlx.train.state import TrainState
@@ -16,13 +17,53 @@ def step_rng(state: TrainState, axis_name: str | None) -> jax.Array:
     return rng
 
 
-def train_step(state: TrainState, batch, *, task, tx: optax.GradientTransformation,
-               axis_name: str | None = None):
-    """One optimiser update on `batch`; returns (new state, metric sums over the global batch)."""
-    def loss_of(params):
-        return task.loss(params, state.batch_stats, batch, step_rng(state, axis_name), train=True)
+def micro_batches(batch, k: int):
+    """`(B, ...)` leaves -> `(k, B / k, ...)`; micro-batch i takes rows i, i + k, ... so that each
+    device of a batch-sharded leading axis holds an equal part of every micro-batch."""
+    return jax.tree.map(lambda x: x.reshape((x.shape[0] // k, k) + x.shape[1:]).swapaxes(0, 1),
+                        batch)
 
-    (_, (sums, batch_stats)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+
+def gradients(state: TrainState, batch, rng: jax.Array, *, task, accumulate_steps: int = 1):
+    """(mean-loss gradients, metric sums, new batch_stats) over `batch`.
+
+    With `accumulate_steps` = k > 1 the batch is cut into k equal micro-batches scanned one after
+    another (peak memory of one micro-batch); their gradients are averaged, which equals the
+    gradient of the whole batch's mean loss because every micro-batch has the same number of rows.
+    BatchNorm statistics are carried from one micro-batch to the next.
+    """
+    grad_fn = jax.value_and_grad(
+        lambda params, batch_stats, micro, key: task.loss(params, batch_stats, micro, key,
+                                                          train=True), has_aux=True)
+    if accumulate_steps == 1:
+        (_, (sums, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch, rng)
+        return grads, sums, batch_stats
+
+    micro = micro_batches(batch, accumulate_steps)
+
+    def accumulate(carry, inputs):
+        grads_sum, sums_total, batch_stats = carry
+        index, micro_batch = inputs
+        (_, (sums, batch_stats)), grads = grad_fn(state.params, batch_stats, micro_batch,
+                                                  jax.random.fold_in(rng, index))
+        add = lambda a, b: jax.tree.map(jnp.add, a, b)
+        return (add(grads_sum, grads), add(sums_total, sums), batch_stats), None
+
+    first = jax.tree.map(lambda x: x[0], micro)
+    shapes = jax.eval_shape(grad_fn, state.params, state.batch_stats, first, rng)
+    (_, (sums_shape, _)), grads_shape = shapes
+    zeros = lambda tree: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
+    (grads_sum, sums, batch_stats), _ = jax.lax.scan(
+        accumulate, (zeros(grads_shape), zeros(sums_shape), state.batch_stats),
+        (jnp.arange(accumulate_steps), micro))
+    return jax.tree.map(lambda g: g / accumulate_steps, grads_sum), sums, batch_stats
+
+
+def train_step(state: TrainState, batch, *, task, tx: optax.GradientTransformation,
+               axis_name: str | None = None, accumulate_steps: int = 1):
+    """One optimiser update on `batch`; returns (new state, metric sums over the global batch)."""
+    grads, sums, batch_stats = gradients(state, batch, step_rng(state, axis_name), task=task,
+                                         accumulate_steps=accumulate_steps)
     if axis_name is not None:
         grads = jax.lax.pmean(grads, axis_name)
         sums = jax.lax.psum(sums, axis_name)
