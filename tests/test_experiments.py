@@ -67,11 +67,10 @@ def test_regularisation_shrinks_the_train_test_gap(tmp_path):
 def test_a_finished_sweep_reruns_without_training(tmp_path):
     args = ("--config.train.steps=40", "--config.train.eval_every=20",
             "--config.train.log_every=20", "--config.train.checkpoint_every=20")
-    first = _train(tmp_path, "optimizers_mnist1d", *args)
-    result = run_cli(*train_args(tmp_path, *args,
-                                 config=str(EXPERIMENTS / "optimizers_mnist1d.py")))
+    first = _train(tmp_path, "init_symmetry", *args)
+    result = run_cli(*train_args(tmp_path, *args, config=str(EXPERIMENTS / "init_symmetry.py")))
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("resuming") == 9 and "step 20/40" not in result.stderr
+    assert result.stderr.count("resuming") == 5 and "step 20/40" not in result.stderr
     second = json.loads(result.stdout)
     drop_time = lambda s: [{k: v for k, v in r.items() if k not in ("wall_s", "examples_per_s")}
                            for r in s["runs"]]
