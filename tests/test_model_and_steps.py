@@ -124,3 +124,14 @@ def test_dropout_key_depends_on_step_only():
     same = steps.step_rng(state, None)
     chex.assert_trees_all_equal(same, steps.step_rng(state, None))
     assert not np.array_equal(same, steps.step_rng(state.replace(step=jnp.array(4)), None))
+
+
+def test_residual_mlp_adds_the_input_of_equal_width_layers():
+    model = MLP(features=(8, 8), num_outputs=3, residual=True)
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 5))
+    params = model.init(jax.random.PRNGKey(1), x)["params"]
+    dense = lambda name, h: h @ params[name]["kernel"] + params[name]["bias"][None, :]
+    h1 = jax.nn.relu(dense("Dense_0", x))  # 5 -> 8: widths differ, no skip.
+    h2 = h1 + jax.nn.relu(dense("Dense_1", h1))
+    chex.assert_trees_all_close(model.apply({"params": params}, x), dense("Dense_2", h2),
+                                rtol=1e-6, atol=1e-6)
