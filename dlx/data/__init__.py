@@ -36,8 +36,8 @@ def cache_dir(data_config: ml_collections.ConfigDict) -> pathlib.Path:
 
 
 def _sources() -> dict[str, Callable[[ml_collections.ConfigDict], Splits]]:
-    from dlx.data import mnist1d, xor  # Imported lazily: each source pulls in its own packages.
-    return {"mnist1d": mnist1d.load, "xor": xor.load}
+    from dlx.data import digits, mnist1d, xor  # Lazily: each source pulls in its own packages.
+    return {"mnist1d": mnist1d.load, "xor": xor.load, "digits": digits.load}
 
 
 def _rows(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:

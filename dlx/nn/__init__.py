@@ -7,6 +7,7 @@ import ml_collections
 
 from dlx.errors import DlxError, missing_key
 from dlx.nn import activations, init
+from dlx.nn.cnn import Conv1DNet, SimpleCNN
 from dlx.nn.mlp import MLP
 
 
@@ -18,7 +19,19 @@ def _mlp(model_config: ml_collections.ConfigDict, num_outputs: int, axis_name: s
                bias_init=init.get(model_config.bias_init))
 
 
-MODELS = {"mlp": _mlp}
+def _conv1d(model_config: ml_collections.ConfigDict, num_outputs: int,
+            axis_name: str | None) -> Conv1DNet:
+    del axis_name  # No BatchNorm.
+    return Conv1DNet(num_outputs=num_outputs, channels=model_config.channels)
+
+
+def _simple_cnn(model_config: ml_collections.ConfigDict, num_outputs: int,
+                axis_name: str | None) -> SimpleCNN:
+    return SimpleCNN(num_outputs=num_outputs, use_batchnorm=model_config.batchnorm,
+                     dropout=model_config.dropout, hidden=model_config.hidden, axis_name=axis_name)
+
+
+MODELS = {"mlp": _mlp, "conv1d": _conv1d, "simple_cnn": _simple_cnn}
 
 
 def build(model_config: ml_collections.ConfigDict, num_outputs: int,

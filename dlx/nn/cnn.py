@@ -1,6 +1,9 @@
-"""Convolution arithmetic: output sizes and parameter counts of conv and pooling layers."""
+"""Convolution arithmetic (output sizes, parameter counts) and the CNNs built on it."""
 
 from __future__ import annotations
+
+import flax.linen as nn
+import jax
 
 from dlx.errors import DlxError
 
@@ -42,3 +45,74 @@ def conv_param_count(kernel_h: int, kernel_w: int, in_channels: int, out_channel
 def pool_output_size(size: int, window: int, stride: int | None = None, padding: int = 0) -> int:
     """Output length along one axis of a pooling layer; `stride` defaults to `window`."""
     return _output_size(size, window, window if stride is None else stride, padding, 1, "window")
+
+
+CONV1D_KERNELS = (5, 3, 3)  # Conv1DNet's kernel sizes; every layer has stride 2 and padding 1.
+
+
+class Conv1DNet(nn.Module):
+    """MNIST-1D's ConvBase (Greydanus 2020): maps `x_BT` (B, T) to `logits_BO` (B, num_outputs).
+
+    conv(k5 s2 p1) -> ReLU -> conv(k3 s2 p1) -> ReLU -> conv(k3 s2 p1) -> ReLU -> flatten -> Dense,
+    `channels` wide. The flattened size follows from T: with `conv_output_size`, T = 40 gives
+    40 -> 19 -> 10 -> 5 positions, so 5 * 25 = 125 features and 5,210 parameters in all. Features
+    flatten position-major (Flax's (B, L, C) layout), a fixed permutation of the paper's
+    channel-major PyTorch flatten, so the head's rows are reordered but the function class is equal.
+    """
+    num_outputs: int
+    channels: int = 25
+
+    @nn.compact
+    def __call__(self, x_BT: jax.Array, *, train: bool = False) -> jax.Array:
+        del train  # No dropout or normalisation: train and eval are the same function.
+        if x_BT.ndim != 2:
+            raise DlxError(f"Conv1DNet expects inputs of shape (batch, length); got {x_BT.shape}")
+        h_BLC = x_BT[:, :, None]
+        for kernel in CONV1D_KERNELS:
+            h_BLC = nn.Conv(self.channels, kernel_size=(kernel,), strides=(2,),
+                            padding=((1, 1),))(h_BLC)
+            h_BLC = nn.relu(h_BLC)
+        return nn.Dense(self.num_outputs)(h_BLC.reshape((h_BLC.shape[0], -1)))
+
+
+SIMPLE_CNN_CHANNELS = (32, 64)  # SimpleCNN's conv widths; every conv is 5x5 with padding 2.
+
+
+class SimpleCNN(nn.Module):
+    """Two conv-pool stages and an MLP head: maps `x_BHW` or `x_BHWC` to `logits_BO`.
+
+    conv 5x5 (32, pad 2) -> [BatchNorm] -> ReLU -> max-pool 2 -> conv 5x5 (64, pad 2) -> [BatchNorm]
+    -> ReLU -> max-pool 2 -> dropout -> flatten -> Dense(hidden) -> ReLU -> Dense(num_outputs).
+    The convs keep H and W and each pool halves them (floor), so the flattened size is
+    (H // 4) * (W // 4) * 64: 8x8 digits give 8 -> 8 -> 4 -> 4 -> 2, i.e. 2 * 2 * 64 = 256 features;
+    28x28 MNIST gives 7 * 7 * 64 = 3136; 32x32 CIFAR 8 * 8 * 64 = 4096. A (B, H, W) input gets one
+    channel. With BatchNorm the convs drop their bias; `axis_name` is the pmap axis BatchNorm
+    averages over, as in the MLP.
+    """
+    num_outputs: int
+    use_batchnorm: bool = False
+    dropout: float = 0.25
+    hidden: int = 1000
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.ndim != 4:
+            raise DlxError(f"SimpleCNN expects inputs of shape (batch, H, W) or (batch, H, W, C); "
+                           f"got {x.shape}")
+        h_BHWC = x
+        for features in SIMPLE_CNN_CHANNELS:
+            h_BHWC = nn.Conv(features, kernel_size=(5, 5), padding=((2, 2), (2, 2)),
+                             use_bias=not self.use_batchnorm)(h_BHWC)
+            if self.use_batchnorm:
+                h_BHWC = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                                      axis_name=self.axis_name)(h_BHWC)
+            h_BHWC = nn.relu(h_BHWC)
+            h_BHWC = nn.max_pool(h_BHWC, window_shape=(2, 2), strides=(2, 2))
+        if self.dropout > 0:
+            h_BHWC = nn.Dropout(self.dropout, deterministic=not train)(h_BHWC)
+        h_BF = h_BHWC.reshape((h_BHWC.shape[0], -1))
+        h_BF = nn.relu(nn.Dense(self.hidden)(h_BF))
+        return nn.Dense(self.num_outputs)(h_BF)
