@@ -19,14 +19,6 @@ DECAYED_LEAF_NAMES = frozenset({"kernel"})
 Mask = Union[Any, Callable[[Any], Any]]
 
 
-def _key_name(key: Any) -> str:
-    """The name of one step of a pytree path (dict key, attribute or index) as a string."""
-    for attribute in ("key", "name", "idx"):
-        if hasattr(key, attribute):
-            return str(getattr(key, attribute))
-    return str(key)
-
-
 def decay_mask(params: Any) -> Any:
     """A pytree of bools shaped like `params`: which leaves weight decay and L1/L2 penalties touch.
 
@@ -37,7 +29,8 @@ def decay_mask(params: Any) -> Any:
     changes what the network can represent, and decaying biases buys no regularisation.
     """
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: bool(path) and _key_name(path[-1]) in DECAYED_LEAF_NAMES, params)
+        lambda path, _: bool(path) and jax.tree_util.keystr(path[-1:], simple=True)
+        in DECAYED_LEAF_NAMES, params)
 
 
 def _resolve_mask(mask: Mask | None, tree: Any) -> Any:

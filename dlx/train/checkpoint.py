@@ -15,20 +15,11 @@ from dlx.errors import DlxError
 log = logging.getLogger("dlx")
 
 
-def _leaf_name(path) -> str:
-    """Orbax's name for a leaf: its keys, attribute names and indices joined by dots."""
-    parts = []
-    for key in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(key, attr):
-                parts.append(str(getattr(key, attr)))
-                break
-    return ".".join(parts)
-
-
 def _signature(abstract_state: Any) -> dict[str, tuple]:
+    """Leaf name (as Orbax writes it: path keys joined by dots) -> (shape, dtype)."""
     flat = jax.tree_util.tree_flatten_with_path(abstract_state)[0]
-    return {_leaf_name(path): (tuple(x.shape), str(x.dtype)) for path, x in flat}
+    return {jax.tree_util.keystr(path, simple=True, separator="."): (tuple(x.shape), str(x.dtype))
+            for path, x in flat}
 
 
 class Checkpointer:

@@ -255,23 +255,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     start = int(jax.device_get(run.runner.saveable_state(state).step))
     log = outputs.MetricsLog(workdir / "metrics.jsonl", keep_through=start)
     best = _Best(run, workdir, meta.get("early_stopping"))
+    last_eval = None
     try:
         if start < config.train.steps and not meta.get("stopped_early"):
             trained = _train(run, state, meta, start, log, best, step_hook)
             if trained is None:
                 return None
-            state, meta = trained
+            state, meta, last_eval = trained
         final_state = best.final_state(run, state)
     finally:
         best.close()
     run.checkpointer.close()
-    return _write_summary(run, workdir, log, final_state, meta, best.summary())
+    # The last step evaluated `state`; a restored best (or an already finished run) is evaluated.
+    final_eval = (last_eval if final_state is state and last_eval is not None
+                  else evaluate(run, final_state))
+    return _write_summary(run, workdir, log, final_state, final_eval, meta, best.summary())
 
 
 def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.MetricsLog,
-           best: _Best, step_hook) -> tuple[TrainState, dict] | None:
-    """Steps from `start` to `train.steps` or an early stop; (state, meta of its last checkpoint),
-    or None after a SIGTERM/SIGINT."""
+           best: _Best, step_hook) -> tuple[TrainState, dict, dict] | None:
+    """Steps from `start` to `train.steps` or an early stop; (state, meta of its last checkpoint,
+    its evaluation), or None after a SIGTERM/SIGINT."""
     train = run.config.train
     batcher = EpochBatcher(run.splits.train, train.batch_size, run.config.seed)
     if meta:
@@ -300,7 +304,8 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
                     row["steps_per_s"] = progress.rate(step)
                 stop_early = False
                 if step % train.eval_every == 0 or last:
-                    row.update(eval_row(evaluate(run, state)))
+                    evaluated = evaluate(run, state)
+                    row.update(eval_row(evaluated))
                     stop_early = best.observe(step, row, run.runner.saveable_state(state))
                 if row:
                     log.write({"step": step, **row})
@@ -308,7 +313,7 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
                 if stop_early:
                     progress.write(f"early stopping at step {step}: no improvement of "
                                    f"{best.stopper.metric} for {best.stopper.patience} evaluations")
-                    return state, save(step, stopped_early=True)
+                    return state, save(step, stopped_early=True), evaluated
                 saved = step % train.checkpoint_every == 0 or last
                 if saved:
                     latest = save(step)
@@ -322,7 +327,7 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
                     progress.write(f"stopped by {stop.signal_name} at step {step}; checkpoint "
                                    f"saved; rerun the same command to resume")
                     return None
-            return state, latest  # The last step always saves.
+            return state, latest, evaluated  # The last step always saves and evaluates.
     except FloatingPointError as e:
         bad_step, loss = e.args
         run.checkpointer.close()
@@ -335,16 +340,15 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
 
 
 def _write_summary(run: Run, workdir: pathlib.Path, log: outputs.MetricsLog, state: TrainState,
-                   meta: dict, early_stopping: dict | None) -> dict:
-    """`summary.json` and `curves.png` of a finished run (metrics of the best state under early
-    stopping); returns the summary."""
+                   eval_results: dict, meta: dict, early_stopping: dict | None) -> dict:
+    """`summary.json` and `curves.png` of a finished run whose final (under early stopping: best)
+    `state` evaluated to `eval_results`; returns the summary."""
     config, train = run.config, run.config.train
-    final_step = int(jax.device_get(run.runner.saveable_state(state).step))
+    saved = run.runner.saveable_state(state)
     last_step = log.rows[-1]["step"] if log.rows else None
     wall_s = meta.get("wall_s", 0.0)
-    params = jax.device_get(run.runner.saveable_state(state).params)
-    summary = {"experiment": config.name, "final_step": final_step,
-               "train_loss": log.last("train_loss"), "eval": evaluate(run, state),
+    summary = {"experiment": config.name, "final_step": int(saved.step),
+               "train_loss": log.last("train_loss"), "eval": eval_results,
                "wall_s": wall_s,
                "examples_per_s": (last_step or 0) * train.batch_size / max(wall_s, 1e-9),
                "devices": len(run.runner.devices), "parallel": train.parallel}
@@ -353,7 +357,8 @@ def _write_summary(run: Run, workdir: pathlib.Path, log: outputs.MetricsLog, sta
                                      "stopped_early": bool(meta.get("stopped_early"))}
     reports = config_lib.names(train.reports)
     if reports:
-        summary["reports"] = {name: analysis.REPORTS[name](params) for name in reports}
+        summary["reports"] = {name: analysis.REPORTS[name](jax.device_get(saved.params))
+                              for name in reports}
     outputs.write_json(workdir / "summary.json", summary)
     outputs.plot_curves(log.rows, workdir / "curves.png", config.name)
     return summary
