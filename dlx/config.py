@@ -27,7 +27,7 @@ def base() -> ml_collections.ConfigDict:
     config.seed = 0
     config.model = ml_collections.ConfigDict({"name": ""})
     config.data = ml_collections.ConfigDict({"name": "", "cache_dir": "", "train_size": 0,
-                                             "validation_size": 0})
+                                             "validation_size": 0, "augment": ""})
     config.optim = ml_collections.ConfigDict({
         "name": "adam", "lr": 1e-3, "schedule": "constant", "warmup_steps": 0,
         "decay_steps": 0, "decay_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
@@ -264,6 +264,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require("val" not in splits or config.data.validation_size > 0,
              "train.eval_splits includes val but data.validation_size is 0; set it to the number "
              "of training examples to hold out")
+    from dlx.data import augment
+    augment.get(config.data.augment)
     from dlx.analysis import REPORTS
     unknown = [name for name in names(train.reports) if name not in REPORTS]
     _require(not unknown, f"train.reports: unknown report {', '.join(unknown)}; expected any of: "

@@ -1,6 +1,7 @@
 """Trains one config as jit on all devices, pmap on all devices and jit on 1 device; prints max diffs.
 
-`equivalence_driver.py WORKDIR [--config.KEY=VALUE ...]`, run with 8 emulated CPU devices.
+`equivalence_driver.py WORKDIR EXPERIMENT [--config.KEY=VALUE ...]`, run with 8 emulated CPU
+devices; EXPERIMENT names a file in experiments/ (e.g. mnist1d_mlp).
 Prints one JSON line: {"devices", "modes": {...}, "max_rel_diff": {mode: float}, "max_abs_diff": ...}.
 """
 
@@ -17,8 +18,9 @@ from dlx.train import loop
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-def final_params(workdir: pathlib.Path, overrides: list[str]) -> list[np.ndarray]:
-    config = config_lib.build(str(REPO / "experiments" / "mnist1d_mlp.py"), overrides)
+def final_params(workdir: pathlib.Path, experiment: str,
+                 overrides: list[str]) -> list[np.ndarray]:
+    config = config_lib.build(str(REPO / "experiments" / f"{experiment}.py"), overrides)
     loop.train_and_evaluate(config, workdir)
     _, _, state = loop.restore_latest(config, workdir)
     host = jax.device_get(unreplicated(state, config.train.parallel))
@@ -30,12 +32,13 @@ def unreplicated(state, parallel: str):
 
 
 def main() -> None:
-    root, overrides = pathlib.Path(sys.argv[1]), sys.argv[2:]
+    root, experiment, overrides = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
     n = jax.local_device_count()
     modes = {"jit_1": ["--config.train.parallel=jit", "--config.train.devices=1"],
              f"jit_{n}": ["--config.train.parallel=jit", "--config.train.devices=0"],
              f"pmap_{n}": ["--config.train.parallel=pmap", "--config.train.devices=0"]}
-    params = {name: final_params(root / name, overrides + extra) for name, extra in modes.items()}
+    params = {name: final_params(root / name, experiment, overrides + extra)
+              for name, extra in modes.items()}
     reference = params["jit_1"]
     rel, abs_ = {}, {}
     for name, leaves in params.items():

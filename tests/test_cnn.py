@@ -14,7 +14,7 @@ from dlx import tasks
 from dlx.errors import DlxError
 from dlx.nn import build
 from dlx.nn.cnn import (CONV1D_KERNELS, Conv1DNet, SimpleCNN, conv_output_size, conv_param_count,
-                        pool_output_size)
+                        max_pool_2x2, pool_output_size)
 from dlx.train import steps
 from dlx.train.state import TrainState
 
@@ -202,3 +202,92 @@ def test_loss_falls_on_a_tiny_batch(model, x_shape):
         state, sums = step(state, batch)
         losses.append(float(sums["loss"] / sums["count"]))
     assert losses[-1] < 0.1 * losses[0], losses[::10]
+
+
+def _stock_cnn_module():
+    """benchmarks/cnn.py, whose `StockCNN` is SimpleCNN written the stock Flax way."""
+    import importlib.util
+    import pathlib
+    import sys
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "cnn.py"
+    spec = importlib.util.spec_from_file_location("benchmark_cnn", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # Flax's dataclasses look their module up there.
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench_cnn():
+    return _stock_cnn_module()
+
+
+@pytest.mark.parametrize("x_shape", [(3, 8, 8, 1), (3, 7, 9, 2), (2, 28, 28, 1), (5, 5, 3, 1),
+                                     (2, 32, 32, 3)])
+def test_max_pool_2x2_equals_flax_max_pool_with_ties(x_shape):
+    # Rounding makes many windows tie; the gradient must pick the first maximum, as flax's does.
+    x = jnp.round(2.0 * jax.random.normal(jax.random.PRNGKey(0), x_shape))
+    expected, expected_vjp = jax.vjp(lambda h: nn.max_pool(h, (2, 2), strides=(2, 2)), x)
+    pooled, vjp = jax.vjp(max_pool_2x2, x)
+    chex.assert_trees_all_equal(pooled, expected)
+    g = jax.random.normal(jax.random.PRNGKey(1), expected.shape)
+    chex.assert_trees_all_equal(vjp(g), expected_vjp(g))
+    # Forward mode works too (custom_jvp, not custom_vjp).
+    t = jax.random.normal(jax.random.PRNGKey(2), x_shape)
+    chex.assert_trees_all_equal(
+        jax.jvp(max_pool_2x2, (x,), (t,)),
+        jax.jvp(lambda h: nn.max_pool(h, (2, 2), strides=(2, 2)), (x,), (t,)))
+
+
+def test_max_pool_2x2_rejects_wrong_rank():
+    with pytest.raises(DlxError, match="max_pool_2x2 expects"):
+        max_pool_2x2(jnp.zeros((2, 4, 4)))
+
+
+@pytest.mark.parametrize("batchnorm, x_shape", [(False, (4, 8, 8)), (True, (4, 7, 7)),
+                                                (False, (2, 28, 28, 1)), (True, (3, 32, 32, 3))])
+def test_simple_cnn_equals_stock_flax_cnn(bench_cnn, batchnorm, x_shape):
+    """Same params -> same logits and gradients in eval and train mode (same dropout key)."""
+    model = SimpleCNN(num_outputs=10, use_batchnorm=batchnorm, hidden=32)
+    stock = bench_cnn.StockCNN(num_outputs=10, use_batchnorm=batchnorm, hidden=32)
+    # Digit-like inputs: a zero background makes the pools tie, a bump makes them differ.
+    kx, ky, kinit, kdrop = jax.random.split(jax.random.PRNGKey(0), 4)
+    x = jax.nn.relu(jax.random.normal(kx, x_shape) - 0.5)
+    y = jax.random.randint(ky, x_shape[:1], 0, 10)
+    variables = jax.jit(model.init)(kinit, x)
+    stock_x = x if x.ndim == 4 else x[..., None]
+    stock_variables = jax.eval_shape(stock.init, kinit, stock_x)
+    chex.assert_trees_all_equal_shapes(variables, stock_variables)
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    # Random biases and BatchNorm scales/offsets make every term matter.
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = jax.tree.unflatten(treedef, [p + 0.1 * jax.random.normal(k, p.shape)
+                                          for p, k in zip(leaves, keys)])
+
+    def loss(module, train, params, batch_stats, x, y, key):
+        out = module.apply({"params": params, "batch_stats": batch_stats}, x, train=train,
+                           rngs={"dropout": key}, mutable=["batch_stats"])
+        logits, updates = out
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), (logits, updates)
+
+    grad = jax.jit(jax.grad(loss, argnums=2, has_aux=True), static_argnums=(0, 1))
+    for train in (False, True):
+        grads, (logits, updates) = grad(model, train, params, batch_stats, x, y, kdrop)
+        stock_grads, (stock_logits, stock_updates) = grad(stock, train, params, batch_stats,
+                                                          stock_x, y, kdrop)
+        chex.assert_trees_all_close(logits, stock_logits, atol=1e-5, rtol=1e-5)
+        chex.assert_trees_all_close(grads, stock_grads, atol=1e-5, rtol=1e-5)
+        chex.assert_trees_all_close(updates, stock_updates, atol=1e-5, rtol=1e-5)
+
+
+def test_benchmark_steps_run_at_tiny_shapes(bench_cnn):
+    batch = bench_cnn.batch_of(2, 8, 8)
+    for make in (bench_cnn.dlx_step, bench_cnn.stock_flax_step):
+        step = make(batch, True)  # With BatchNorm: the variant with the most moving parts.
+        losses = [step() for _ in range(3)]
+        assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], (make, losses)
+    pytest.importorskip("torch", exc_type=ImportError)
+    for batchnorm in (False, True):
+        step = bench_cnn.torch_step(batch, batchnorm)
+        assert np.isfinite(step())

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
+import io
+import json
+import pathlib
+from contextlib import redirect_stdout
 
 import chex
 import flax.linen as nn
@@ -14,6 +19,7 @@ import pytest
 from jax.extend.core import jaxprs_in_params
 
 from dlx.errors import DlxError
+from dlx.nn import rnn as rnn_module
 from dlx.nn.rnn import RNN, GRUCell, LSTMCell, RNNClassifier, from_torch_state_dict
 
 KEY = jax.random.PRNGKey(0)
@@ -394,3 +400,68 @@ def test_torch_parity_with_packed_sequences(config):
     last = _apply(RNN(cell_type, H, 2, bidirectional, return_sequences=False), params, x, LENGTHS)
     h_n = state[0] if cell_type == "lstm" else state
     np.testing.assert_allclose(last, torch.cat(tuple(h_n[-1 - bidirectional:]), -1), atol=1e-5)
+
+
+def _plain_scan_direction(cell_type, reverse, params, x_BTF, mask_BT):
+    """`_scan_direction` without its hand-written VJP: autodiff differentiates the loop itself."""
+    return rnn_module.CELLS[cell_type].scan(params, x_BTF, mask_BT, reverse, save=False)[0]
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+@pytest.mark.parametrize("layers,bidirectional,lengths",
+                         [(1, False, None), (2, False, None), (2, True, None), (2, True, LENGTHS)])
+def test_hand_written_gradients_equal_autodiff_of_the_plain_loop(cell_type, layers,
+                                                                bidirectional, lengths,
+                                                                monkeypatch):
+    x, params = _inputs(), _random_params(cell_type, layers, bidirectional)
+    model = RNN(cell_type, H, num_layers=layers, bidirectional=bidirectional)
+    weights_BTD = jnp.asarray(_inputs(5, (B, T, (1 + bidirectional) * H)))
+
+    def loss(params, x):  # Every output and every final state gets a cotangent.
+        y, states = model.apply({"params": params}, x, lengths, method="outputs_and_states")
+        return jnp.sum(jnp.sin(y) * weights_BTD) + sum(
+            jnp.sum(jnp.cos(3 * leaf)) for leaf in jax.tree.leaves(states))
+
+    value, grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, x)
+    monkeypatch.setattr(rnn_module, "_scan_direction", _plain_scan_direction)
+    plain_value, plain_grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, x)
+    np.testing.assert_allclose(value, plain_value, rtol=1e-6)
+    chex.assert_trees_all_close(grads, plain_grads, atol=1e-5)
+    if lengths is not None:
+        real_BT = np.arange(T)[None, :] < lengths[:, None]
+        assert np.all(grads[1][~real_BT] == 0)
+
+
+def _benchmark_module():
+    """`benchmarks/rnn.py` imported as a module (it needs torch)."""
+    pytest.importorskip("torch", exc_type=ImportError)
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "rnn.py"
+    spec = importlib.util.spec_from_file_location("rnn_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_benchmark_steps_compute_the_same_loss_as_torch(cell_type, layers):
+    bench = _benchmark_module()
+    x_BTF = _inputs(6)
+    module = bench.torch_rnn(cell_type, layers, F, H)
+    dlx_step = bench.dlx_step(module, cell_type, layers, x_BTF)
+    torch_step = bench.torch_step(module, x_BTF)
+    losses = [(dlx_step(), torch_step()) for _ in range(2)]
+    np.testing.assert_allclose(*losses[0], rtol=1e-5)  # Same weights, same computation.
+    assert losses[1][0] < losses[0][0] and losses[1][1] < losses[0][1]  # Adam lowers mean(y^2).
+
+
+def test_benchmark_quick_mode_prints_one_comparison_per_configuration():
+    bench = _benchmark_module()
+    out = io.StringIO()
+    with redirect_stdout(out):
+        bench.main(["--quick", "--layers", "1"])
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["name"] for r in records] == ["lstm-1layer-vs-torch", "gru-1layer-vs-torch"]
+    for record in records:
+        assert record["unit"] == "seq/s" and record["dlx"] > 0 and record["peer"] > 0
+        assert record["ratio"] == pytest.approx(record["dlx"] / record["peer"], rel=1e-2)

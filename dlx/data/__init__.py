@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 from typing import Callable
@@ -36,8 +37,11 @@ def cache_dir(data_config: ml_collections.ConfigDict) -> pathlib.Path:
 
 
 def _sources() -> dict[str, Callable[[ml_collections.ConfigDict], Splits]]:
-    from dlx.data import digits, mnist1d, xor  # Lazily: each source pulls in its own packages.
-    return {"mnist1d": mnist1d.load, "xor": xor.load, "digits": digits.load}
+    from dlx.data import (  # Lazily: each source pulls in its own packages.
+        digits, hub, mnist1d, temporal_order, xor)
+    return {"mnist1d": mnist1d.load, "xor": xor.load, "digits": digits.load,
+            "temporal_order": temporal_order.load,
+            **{name: functools.partial(hub.load, name) for name in hub.SOURCES}}
 
 
 def _rows(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ from dlx.errors import DlxError, missing_key
 from dlx.nn import activations, init
 from dlx.nn.cnn import Conv1DNet, SimpleCNN
 from dlx.nn.mlp import MLP
+from dlx.nn.rnn import RNNClassifier
 
 
 def _mlp(model_config: ml_collections.ConfigDict, num_outputs: int, axis_name: str | None) -> MLP:
@@ -31,7 +32,17 @@ def _simple_cnn(model_config: ml_collections.ConfigDict, num_outputs: int,
                      dropout=model_config.dropout, hidden=model_config.hidden, axis_name=axis_name)
 
 
-MODELS = {"mlp": _mlp, "conv1d": _conv1d, "simple_cnn": _simple_cnn}
+def _rnn(model_config: ml_collections.ConfigDict, num_outputs: int,
+         axis_name: str | None) -> RNNClassifier:
+    del axis_name  # No BatchNorm.
+    return RNNClassifier(cell_type=model_config.cell_type, hidden_size=model_config.hidden_size,
+                         num_layers=model_config.num_layers,
+                         bidirectional=model_config.bidirectional, num_outputs=num_outputs,
+                         dropout=model_config.dropout, readout=model_config.readout,
+                         weight_init=model_config.weight_init)
+
+
+MODELS = {"mlp": _mlp, "conv1d": _conv1d, "simple_cnn": _simple_cnn, "rnn": _rnn}
 
 
 def build(model_config: ml_collections.ConfigDict, num_outputs: int,

@@ -20,6 +20,7 @@ from dlx import config as config_lib
 from dlx import data as data_lib
 from dlx import nn as nn_lib
 from dlx import optim, tasks
+from dlx.data import augment
 from dlx.data.batching import EpochBatcher, eval_batches
 from dlx.errors import DlxError
 from dlx.train import outputs
@@ -87,7 +88,7 @@ def build(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Run:
     parallel = config.train.parallel
     model = nn_lib.build(config.model, splits.num_classes,
                          axis_name="batch" if parallel == "pmap" else None)
-    task = tasks.Classification(model)
+    task = tasks.Classification(model, augment=augment.get(config.data.augment))
     runner = make_runner(parallel, devices, task, tx, config.optim.accumulate_steps)
     sample = {k: v[:1] for k, v in splits.train.items()}
 
