@@ -5,8 +5,8 @@ random distractors; see dlx/data/temporal_order.py. Batches are right-padded and
 `lengths`: the forward direction's state is read at each row's own last real step, and the
 backward direction starts there. Chance is 25 %. Reading backwards puts both symbols within 60
 steps of the end; a unidirectional LSTM (`--config.model.bidirectional=false`) must carry the
-first symbol across ~90 steps of distractors and left chance in only one of three 3000-step
-tries.
+first symbol across ~90 steps of distractors and stayed at chance in three of four 3000-step
+tries (see the README).
 Run: dlx train --config experiments/sequence_lstm.py --workdir runs/sequence_lstm
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -37,3 +38,11 @@ def run_cli(*args: str, devices: int = 1, script: list[str] | None = None,
 
 def train_args(workdir: pathlib.Path, *overrides: str, config: str = MLP_CONFIG) -> list[str]:
     return ["train", "--config", config, "--workdir", str(workdir), *overrides]
+
+
+def train_experiment(workdir: pathlib.Path, name: str, *overrides: str) -> dict:
+    """Trains `experiments/NAME.py` through the CLI; asserts success and returns its summary."""
+    config = str(REPO / "experiments" / f"{name}.py")
+    result = run_cli(*train_args(workdir, *overrides, config=config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from conftest import MLP_CONFIG, run_cli, train_args
 
 SHORT = ("--config.train.steps=200", "--config.train.log_every=50", "--config.train.eval_every=100",

@@ -1,16 +1,12 @@
 """The sklearn 8x8 digits source, and the CNN experiments reaching their accuracies via the CLI."""
 
-import json
-
 import numpy as np
 import pytest
 
 from dlx import config as config_lib
 from dlx import data as data_lib
 
-from conftest import REPO, run_cli, train_args
-
-EXPERIMENTS = REPO / "experiments"
+from conftest import train_experiment
 
 
 def digits_config(seed: int = 0):
@@ -64,15 +60,9 @@ def test_digits_validation_carve_comes_from_train():
     assert len(carved.test["y"]) == 360
 
 
-def _train(workdir, name, *overrides):
-    result = run_cli(*train_args(workdir, *overrides, config=str(EXPERIMENTS / f"{name}.py")))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def test_digits_cnn_reaches_95_percent_in_150_steps(tmp_path):
     # Measured at 150 steps: 97.8 / 96.4 / 97.2 % for seeds 0 / 1 / 2 (the full 600: 98.6 %).
-    summary = _train(tmp_path, "digits_cnn", "--config.train.steps=150",
+    summary = train_experiment(tmp_path, "digits_cnn", "--config.train.steps=150",
                      "--config.train.eval_every=150", "--config.train.checkpoint_every=150")
     assert summary["final_step"] == 150
     assert summary["eval"]["test"]["accuracy"] >= 0.95, summary
@@ -81,6 +71,6 @@ def test_digits_cnn_reaches_95_percent_in_150_steps(tmp_path):
 def test_mnist1d_cnn_beats_the_mlp_in_1000_steps(tmp_path):
     # Measured at 1000 steps, seeds 0 / 1 / 2: CNN 92.3 / 90.6 / 90.9 %, MLP 64.3 / 64.6 / 60.1 %.
     args = ("--config.train.steps=1000", "--config.train.checkpoint_every=1000")
-    cnn = _train(tmp_path / "cnn", "mnist1d_cnn", *args)["eval"]["test"]["accuracy"]
-    mlp = _train(tmp_path / "mlp", "mnist1d_mlp", *args)["eval"]["test"]["accuracy"]
+    cnn = train_experiment(tmp_path / "cnn", "mnist1d_cnn", *args)["eval"]["test"]["accuracy"]
+    mlp = train_experiment(tmp_path / "mlp", "mnist1d_mlp", *args)["eval"]["test"]["accuracy"]
     assert cnn >= 0.85 and cnn > mlp + 0.2, (cnn, mlp)

@@ -4,15 +4,9 @@ import json
 
 import pytest
 
-from conftest import REPO, run_cli, train_args
+from conftest import REPO, run_cli, train_args, train_experiment
 
 EXPERIMENTS = REPO / "experiments"
-
-
-def _train(workdir, name, *overrides):
-    result = run_cli(*train_args(workdir, *overrides, config=str(EXPERIMENTS / f"{name}.py")))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _runs(sweep):
@@ -20,15 +14,15 @@ def _runs(sweep):
 
 
 def test_xor_needs_a_hidden_layer(tmp_path):
-    perceptron = _train(tmp_path / "p", "xor_perceptron")
-    mlp = _train(tmp_path / "m", "xor_mlp")
+    perceptron = train_experiment(tmp_path / "p", "xor_perceptron")
+    mlp = train_experiment(tmp_path / "m", "xor_mlp")
     assert perceptron["eval"]["test"]["accuracy"] <= 0.75
     assert mlp["eval"]["test"]["accuracy"] == 1.0
     assert (tmp_path / "m" / "curves.png").exists()
 
 
 def test_zero_and_constant_init_keep_hidden_units_identical(tmp_path):
-    runs = _runs(_train(tmp_path, "init_symmetry", "--config.train.steps=1000"))
+    runs = _runs(train_experiment(tmp_path, "init_symmetry", "--config.train.steps=1000"))
     for name in ("zeros", "constant"):
         units = runs[name]["reports"]["distinct_units"]
         assert units["Dense_0"] == units["Dense_1"] == 1, (name, units)
@@ -40,7 +34,7 @@ def test_zero_and_constant_init_keep_hidden_units_identical(tmp_path):
 
 
 def test_optimizer_sweep_writes_one_row_and_curve_each(tmp_path):
-    sweep = _train(tmp_path, "optimizers_mnist1d", "--config.train.steps=300",
+    sweep = train_experiment(tmp_path, "optimizers_mnist1d", "--config.train.steps=300",
                    "--config.train.eval_every=100", "--config.train.checkpoint_every=300")
     runs = _runs(sweep)
     assert set(runs) == {"sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw",
@@ -55,7 +49,7 @@ def test_optimizer_sweep_writes_one_row_and_curve_each(tmp_path):
 
 
 def test_regularisation_shrinks_the_train_test_gap(tmp_path):
-    runs = _runs(_train(tmp_path, "regularization_mnist1d", "--config.train.steps=1500"))
+    runs = _runs(train_experiment(tmp_path, "regularization_mnist1d", "--config.train.steps=1500"))
     gap = {name: row["eval"]["train"]["accuracy"] - row["eval"]["test"]["accuracy"]
            for name, row in runs.items()}
     assert runs["none"]["eval"]["train"]["accuracy"] == 1.0
@@ -67,7 +61,7 @@ def test_regularisation_shrinks_the_train_test_gap(tmp_path):
 def test_a_finished_sweep_reruns_without_training(tmp_path):
     args = ("--config.train.steps=40", "--config.train.eval_every=20",
             "--config.train.log_every=20", "--config.train.checkpoint_every=20")
-    first = _train(tmp_path, "init_symmetry", *args)
+    first = train_experiment(tmp_path, "init_symmetry", *args)
     result = run_cli(*train_args(tmp_path, *args, config=str(EXPERIMENTS / "init_symmetry.py")))
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("resuming") == 5 and "step 20/40" not in result.stderr

@@ -1,22 +1,18 @@
 """Variable-length sequences end to end: the temporal order data, lengths through the task, the
 RNN classifier in the model registry, and short runs of the GRU/LSTM experiments."""
 
-import json
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli, train_args
+from conftest import train_experiment
 from dlx import tasks
 from dlx import nn as nn_lib
 from dlx.data import temporal_order
 from dlx.errors import DlxError
 from dlx.nn.rnn import RNNClassifier
-
-EXPERIMENTS = REPO / "experiments"
 
 
 def test_temporal_order_sequences_follow_the_lstm_paper():
@@ -87,14 +83,8 @@ def test_registry_builds_the_rnn_classifier():
         nn_lib.build(config, num_outputs=10)
 
 
-def _train(workdir, name, *overrides):
-    result = run_cli(*train_args(workdir, *overrides, config=str(EXPERIMENTS / f"{name}.py")))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def test_bidirectional_lstm_learns_the_temporal_order_with_lengths(tmp_path):
-    summary = _train(tmp_path, "sequence_lstm", "--config.train.steps=200",
+    summary = train_experiment(tmp_path, "sequence_lstm", "--config.train.steps=200",
                      "--config.train.eval_every=200", "--config.data.num_train=5000",
                      "--config.data.num_test=500")
     assert summary["eval"]["test"]["accuracy"] > 0.8
@@ -102,7 +92,7 @@ def test_bidirectional_lstm_learns_the_temporal_order_with_lengths(tmp_path):
 
 @pytest.mark.parametrize("name", ["mnist1d_gru", "mnist1d_lstm"])
 def test_mnist1d_recurrent_experiments_learn_quickly(tmp_path, name):
-    summary = _train(tmp_path, name, "--config.train.steps=300", "--config.train.eval_every=300")
+    summary = train_experiment(tmp_path, name, "--config.train.steps=300", "--config.train.eval_every=300")
     assert summary["eval"]["test"]["accuracy"] > 0.6
 
 
