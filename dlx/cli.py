@@ -1,4 +1,4 @@
-"""`dlx train|eval|list`: the command line. Bad input ends with one line on stderr and exit code 2."""
+"""`dlx train|eval|list|tokenizer`: the command line. Bad input: one line on stderr, exit 2."""
 
 from __future__ import annotations
 
@@ -32,6 +32,18 @@ def _parser() -> argparse.ArgumentParser:
                          help="experiment file (experiments/NAME.py) or an experiment name")
         sub.add_argument("--workdir", required=True, help="run directory")
     commands.add_parser("list", help="list the experiments with a one-line description each")
+    tokenizer = commands.add_parser("tokenizer", help="WordPiece tokenizers for BERT")
+    tokenizer_commands = tokenizer.add_subparsers(dest="action", required=True)
+    train = tokenizer_commands.add_parser(
+        "train", help="train a WordPiece tokenizer on a corpus; writes tokenizer.json + vocab.txt")
+    train.add_argument("--corpus", required=True, nargs="+",
+                       help="gensim_lee, gensim_enwiki, or text files/globs (a document a line)")
+    train.add_argument("--vocab-size", type=int, default=8000, help="tokens, specials included")
+    train.add_argument("--out", required=True, help="directory to write the tokenizer into")
+    train.add_argument("--held-out", type=float, default=0.1,
+                       help="fraction of documents held out (not trained on), as data.held_out")
+    train.add_argument("--min-frequency", type=int, default=2,
+                       help="a merge needs at least this many occurrences")
     return parser
 
 
@@ -44,6 +56,17 @@ def _list() -> int:
     return 0
 
 
+def _train_tokenizer(args: argparse.Namespace) -> dict:
+    """`dlx tokenizer train`: learns on the training documents only; returns a summary."""
+    from dlx.data import text, tokenizer as tokenizer_lib
+    train_docs = text.split(text.named_or_files(args.corpus), args.held_out).train
+    tokenizer = tokenizer_lib.train(train_docs, args.vocab_size, args.min_frequency)
+    out = tokenizer_lib.save(tokenizer, args.out)
+    return {"out": str(out), "vocab_size": tokenizer.get_vocab_size(),
+            "documents": len(train_docs), "words": sum(len(d.split()) for d in train_docs),
+            "special_ids": tokenizer_lib.special_ids(tokenizer)._asdict()}
+
+
 def run(argv: list[str], step_hook=None) -> int:
     """Runs one command; returns the exit code. `step_hook` is passed to the trainer (tests)."""
     args, rest = _parser().parse_known_args(argv)
@@ -51,6 +74,11 @@ def run(argv: list[str], step_hook=None) -> int:
         if rest:
             raise DlxError(f"dlx list takes no arguments, got: {' '.join(rest)}")
         return _list()
+    if args.command == "tokenizer":
+        if rest:
+            raise DlxError(f"dlx tokenizer {args.action} got unknown arguments: {' '.join(rest)}")
+        print(json.dumps(_train_tokenizer(args)))
+        return 0
     from dlx import config as config_lib
     runs = config_lib.sweep(args.config)
     if runs is not None:
