@@ -63,7 +63,8 @@ def test_digits_validation_carve_comes_from_train():
 def test_digits_cnn_reaches_95_percent_in_150_steps(tmp_path):
     # Measured at 150 steps: 97.8 / 96.4 / 97.2 % for seeds 0 / 1 / 2 (the full 600: 98.6 %).
     summary = train_experiment(tmp_path, "digits_cnn", "--config.train.steps=150",
-                     "--config.train.eval_every=150", "--config.train.checkpoint_every=150")
+                               "--config.train.eval_every=150",
+                               "--config.train.checkpoint_every=150")
     assert summary["final_step"] == 150
     assert summary["eval"]["test"]["accuracy"] >= 0.95, summary
 

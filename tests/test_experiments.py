@@ -35,7 +35,8 @@ def test_zero_and_constant_init_keep_hidden_units_identical(tmp_path):
 
 def test_optimizer_sweep_writes_one_row_and_curve_each(tmp_path):
     sweep = train_experiment(tmp_path, "optimizers_mnist1d", "--config.train.steps=300",
-                   "--config.train.eval_every=100", "--config.train.checkpoint_every=300")
+                             "--config.train.eval_every=100",
+                             "--config.train.checkpoint_every=300")
     runs = _runs(sweep)
     assert set(runs) == {"sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw",
                          "sgd_batch", "sgd_single"}

@@ -85,8 +85,8 @@ def test_registry_builds_the_rnn_classifier():
 
 def test_bidirectional_lstm_learns_the_temporal_order_with_lengths(tmp_path):
     summary = train_experiment(tmp_path, "sequence_lstm", "--config.train.steps=200",
-                     "--config.train.eval_every=200", "--config.data.num_train=5000",
-                     "--config.data.num_test=500")
+                               "--config.train.eval_every=200", "--config.data.num_train=5000",
+                               "--config.data.num_test=500")
     assert summary["eval"]["test"]["accuracy"] > 0.8
 
 
