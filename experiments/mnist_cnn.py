@@ -7,24 +7,20 @@ test splits. Run:
 dlx train --config experiments/mnist_cnn.py --workdir runs/mnist_cnn [--config.data.path=DIR]
 """
 
+import pathlib
+
 import ml_collections
 
-from dlx.config import base
+from dlx import config as config_lib
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = base()
+    # The model and optimiser of digits_cnn (SimpleCNN, Adam 1e-3); data and schedule for MNIST.
+    config = config_lib.load(str(pathlib.Path(__file__).with_name("digits_cnn.py")))
+    config.data = config_lib.base().data
     config.data.name = "mnist"
     config.data.path = ""  # Empty: the hub's ylecun/mnist.
     config.data.augment = "shift:2"
-
-    config.model.name = "simple_cnn"
-    config.model.batchnorm = False
-    config.model.dropout = 0.25
-    config.model.hidden = 1000
-
-    config.optim.name = "adam"
-    config.optim.lr = 1e-3
 
     config.train.steps = 6000  # About 13 epochs of 469 batches.
     config.train.batch_size = 128

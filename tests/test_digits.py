@@ -69,9 +69,9 @@ def test_digits_cnn_reaches_95_percent_in_150_steps(tmp_path):
     assert summary["eval"]["test"]["accuracy"] >= 0.95, summary
 
 
-def test_mnist1d_cnn_beats_the_mlp_in_1000_steps(tmp_path):
-    # Measured at 1000 steps, seeds 0 / 1 / 2: CNN 92.3 / 90.6 / 90.9 %, MLP 64.3 / 64.6 / 60.1 %.
-    args = ("--config.train.steps=1000", "--config.train.checkpoint_every=1000")
+def test_mnist1d_cnn_beats_the_mlp_in_500_steps(tmp_path):
+    # Measured at 500 steps, seeds 0 / 1 / 2: CNN 88.9 / 89.8 / 88.0 %, MLP 62.7 / 65.6 / 62.1 %.
+    args = ("--config.train.steps=500", "--config.train.checkpoint_every=500")
     cnn = train_experiment(tmp_path / "cnn", "mnist1d_cnn", *args)["eval"]["test"]["accuracy"]
     mlp = train_experiment(tmp_path / "mlp", "mnist1d_mlp", *args)["eval"]["test"]["accuracy"]
     assert cnn >= 0.85 and cnn > mlp + 0.2, (cnn, mlp)
