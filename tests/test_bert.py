@@ -178,6 +178,15 @@ def test_gathered_head_equals_full_logits_at_positions():
                                rtol=0, atol=1e-5)
 
 
+def test_fused_attention_gives_the_same_logits():
+    ids_BT, mask_BT, types_BT = _batch()
+    params = _init(BertForMaskedLM(CONFIG), ids_BT)
+    written_out = _apply(BertForMaskedLM(CONFIG), params, ids_BT, mask_BT, types_BT).logits
+    fused = _apply(BertForMaskedLM(CONFIG, use_fused=True), params, ids_BT, mask_BT,
+                   types_BT).logits
+    np.testing.assert_allclose(fused, written_out, rtol=0, atol=1e-5)
+
+
 def test_jit_matches_eager():
     ids_BT, mask_BT, types_BT = _batch()
     mlm = BertForMaskedLM(CONFIG)

@@ -135,10 +135,15 @@ def _cast_floats(tree: Any, dtype: jnp.dtype) -> Any:
 
 
 class BertModel(nn.Module):
-    """`input_ids_BT` (+ `attention_mask_BT` 1 real / 0 pad, `token_type_ids_BT`) -> BertOutput."""
+    """`input_ids_BT` (+ `attention_mask_BT` 1 real / 0 pad, `token_type_ids_BT`) -> BertOutput.
+
+    `use_fused` runs attention through `jax.nn.dot_product_attention` (cuDNN's kernel on GPU);
+    it has no attention dropout, so training then needs `attention_probs_dropout_prob=0`.
+    """
     config: BertConfig
     add_pooling_layer: bool = True
     dtype: jnp.dtype = jnp.float32
+    use_fused: bool = False
 
     def setup(self):
         c = self.config
@@ -153,7 +158,8 @@ class BertModel(nn.Module):
             num_heads=c.num_attention_heads, mlp_dim=c.intermediate_size,
             dropout=c.hidden_dropout_prob, attention_dropout=c.attention_probs_dropout_prob,
             layer_norm_epsilon=c.layer_norm_eps, approximate_gelu=HIDDEN_ACTS[c.hidden_act],
-            kernel_init=_init, num_layers=c.num_hidden_layers, positions="none")
+            kernel_init=_init, num_layers=c.num_hidden_layers, positions="none",
+            use_fused=self.use_fused)
         if self.add_pooling_layer:
             self.pooler = nn.Dense(c.hidden_size, dtype=self.dtype, kernel_init=_init)
 
@@ -185,6 +191,7 @@ class BertForMaskedLM(nn.Module):
     config: BertConfig
     add_pooling_layer: bool = False
     dtype: jnp.dtype = jnp.float32
+    use_fused: bool = False
 
     @nn.compact
     def __call__(self, input_ids_BT: jax.Array, attention_mask_BT: jax.Array | None = None,
@@ -192,7 +199,7 @@ class BertForMaskedLM(nn.Module):
                  masked_positions_BP: jax.Array | None = None, *,
                  train: bool = False) -> LogitsOutput:
         c = self.config
-        bert = BertModel(c, self.add_pooling_layer, self.dtype, name="bert")
+        bert = BertModel(c, self.add_pooling_layer, self.dtype, self.use_fused, name="bert")
         h_BXH = bert(input_ids_BT, attention_mask_BT, token_type_ids_BT, train=train)[0]
         if masked_positions_BP is not None:
             # Gathering first runs the head (and the V-wide decoder) on P << T positions.
@@ -212,12 +219,13 @@ class BertForSequenceClassification(nn.Module):
     config: BertConfig
     num_labels: int = 2
     dtype: jnp.dtype = jnp.float32
+    use_fused: bool = False
 
     @nn.compact
     def __call__(self, input_ids_BT: jax.Array, attention_mask_BT: jax.Array | None = None,
                  token_type_ids_BT: jax.Array | None = None, *,
                  train: bool = False) -> LogitsOutput:
-        pooled_BH = BertModel(self.config, True, self.dtype, name="bert")(
+        pooled_BH = BertModel(self.config, True, self.dtype, self.use_fused, name="bert")(
             input_ids_BT, attention_mask_BT, token_type_ids_BT, train=train).pooler_output
         pooled_BH = nn.Dropout(self.config.hidden_dropout_prob, deterministic=not train)(pooled_BH)
         logits_BL = nn.Dense(self.num_labels, dtype=self.dtype, kernel_init=_init,
