@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
-import os
 import pathlib
 import signal
 import sys
@@ -43,7 +42,7 @@ import transformers
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from harness import comparison, emit, interleaved_medians  # noqa: E402
+from harness import comparison, emit, interleaved_medians, machine  # noqa: E402
 
 from dlx.data.mlm import masked_positions, mask_tokens  # noqa: E402
 from dlx.losses import masked_cross_entropy  # noqa: E402
@@ -225,20 +224,20 @@ def main(argv: list[str] | None = None) -> None:
     shapes = dict(batch=args.batch, seq=args.seq, vocab=args.vocab, hidden=args.hidden,
                   layers=args.layers, heads=args.heads, intermediate=args.intermediate,
                   max_predictions=args.max_predictions)
-    machine = dict(torch_threads=torch.get_num_threads(), load_1min=round(os.getloadavg()[0], 2))
+    conditions = machine(torch)
     emit(comparison("bert_mlm-vs-hf-eager", tokens / seconds["dlx"],
-                    tokens / seconds["hf_eager"], "tokens/s", **shapes, **machine))
+                    tokens / seconds["hf_eager"], "tokens/s", **shapes, **conditions))
     if "hf_compile" in seconds:
         emit(comparison("bert_mlm-vs-hf-compile", tokens / seconds["dlx"],
                         tokens / seconds["hf_compile"], "tokens/s", **shapes,
-                        **compile_record, **machine))
+                        **compile_record, **conditions))
     elif compiled is not None:
         emit({"name": "bert_mlm-vs-hf-compile", "dlx": round(tokens / seconds["dlx"], 2),
               "peer": None, "unit": "tokens/s", "ratio": None, **shapes, **compile_record,
-              **machine})
+              **conditions})
     if args.dlx_full_head:
         emit(comparison("bert_mlm_full_head-vs-hf-eager", tokens / seconds["dlx_full_head"],
-                        tokens / seconds["hf_eager"], "tokens/s", **shapes, **machine))
+                        tokens / seconds["hf_eager"], "tokens/s", **shapes, **conditions))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import optax
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from harness import comparison, emit, interleaved_medians  # noqa: E402
+from harness import comparison, emit, interleaved_medians, machine  # noqa: E402
 
 from dlx import tasks  # noqa: E402
 from dlx.nn.cnn import SimpleCNN  # noqa: E402
@@ -183,8 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     for peer in ("stock-flax", "torch"):
         emit(comparison(f"{model}-vs-{peer}", args.batch / seconds["dlx"],
                         args.batch / seconds[peer], "img/s", batch=args.batch,
-                        batchnorm=args.batchnorm, rounds=args.rounds,
-                        torch_threads=torch.get_num_threads()))
+                        batchnorm=args.batchnorm, rounds=args.rounds, **machine(torch)))
 
 
 if __name__ == "__main__":

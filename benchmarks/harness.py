@@ -9,6 +9,7 @@ the median over rounds.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -35,6 +36,12 @@ def comparison(name: str, dlx_per_s: float, peer_per_s: float, unit: str, **extr
     """One comparison record; `ratio` is dlx throughput over the peer's (above 1: dlx faster)."""
     return {"name": name, "dlx": round(dlx_per_s, 2), "peer": round(peer_per_s, 2), "unit": unit,
             "ratio": round(dlx_per_s / peer_per_s, 3), **extra}
+
+
+def machine(torch) -> dict:
+    """Conditions of a measurement: torch's intra-op threads and the 1-minute load average
+    (torch's timings collapse under load, so a ratio taken at a high load means little)."""
+    return {"torch_threads": torch.get_num_threads(), "load_1min": round(os.getloadavg()[0], 2)}
 
 
 def emit(record: dict) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import pathlib
 import sys
 from typing import Callable
@@ -27,7 +26,7 @@ import torch
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from harness import comparison, emit, interleaved_medians  # noqa: E402
+from harness import comparison, emit, interleaved_medians, machine  # noqa: E402
 
 from dlx.nn.rnn import RNN, from_torch_state_dict  # noqa: E402
 
@@ -116,8 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             emit(comparison(f"{cell_type}-{layers}layer-vs-torch", args.batch / seconds["dlx"],
                             args.batch / seconds["torch"], "seq/s",
                             batch=args.batch, seq=args.seq, input=args.input,
-                            hidden=args.hidden, torch_threads=torch.get_num_threads(),
-                            load_1min=round(os.getloadavg()[0], 2)))
+                            hidden=args.hidden, **machine(torch)))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -46,3 +47,19 @@ def train_experiment(workdir: pathlib.Path, name: str, *overrides: str) -> dict:
     result = run_cli(*train_args(workdir, *overrides, config=config))
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def load_benchmark(name: str):
+    """`benchmarks/NAME.py` imported once per process as the module `benchmark_NAME`."""
+    module_name = f"benchmark_{name}"
+    if module_name not in sys.modules:
+        path = REPO / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # Flax's dataclasses look their module up there.
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+    return sys.modules[module_name]

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 
-BENCHMARK = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bert.py"
+from conftest import load_benchmark
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("bert_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bert")
 
 
 @pytest.mark.parametrize("full_head", [False, True])

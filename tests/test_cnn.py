@@ -10,6 +10,7 @@ import optax
 import pytest
 from ml_collections import ConfigDict
 
+from conftest import load_benchmark
 from dlx import tasks
 from dlx.errors import DlxError
 from dlx.nn import build
@@ -204,22 +205,10 @@ def test_loss_falls_on_a_tiny_batch(model, x_shape):
     assert losses[-1] < 0.1 * losses[0], losses[::10]
 
 
-def _stock_cnn_module():
-    """benchmarks/cnn.py, whose `StockCNN` is SimpleCNN written the stock Flax way."""
-    import importlib.util
-    import pathlib
-    import sys
-    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "cnn.py"
-    spec = importlib.util.spec_from_file_location("benchmark_cnn", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # Flax's dataclasses look their module up there.
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bench_cnn():
-    return _stock_cnn_module()
+    """benchmarks/cnn.py, whose `StockCNN` is SimpleCNN written the stock Flax way."""
+    return load_benchmark("cnn")
 
 
 @pytest.mark.parametrize("x_shape", [(3, 8, 8, 1), (3, 7, 9, 2), (2, 28, 28, 1), (5, 5, 3, 1),

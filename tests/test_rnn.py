@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import io
 import json
-import pathlib
 from contextlib import redirect_stdout
 
 import chex
@@ -18,6 +16,7 @@ import optax
 import pytest
 from jax.extend.core import jaxprs_in_params
 
+from conftest import load_benchmark
 from dlx.errors import DlxError
 from dlx.nn import rnn as rnn_module
 from dlx.nn.rnn import RNN, GRUCell, LSTMCell, RNNClassifier, from_torch_state_dict
@@ -435,11 +434,7 @@ def test_hand_written_gradients_equal_autodiff_of_the_plain_loop(cell_type, laye
 def _benchmark_module():
     """`benchmarks/rnn.py` imported as a module (it needs torch)."""
     pytest.importorskip("torch", exc_type=ImportError)
-    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "rnn.py"
-    spec = importlib.util.spec_from_file_location("rnn_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("rnn")
 
 
 @pytest.mark.parametrize("cell_type", ["lstm", "gru"])

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
-import os
 import pathlib
-import tempfile
 
 import datasets
 import ml_collections
@@ -26,6 +25,7 @@ import numpy as np
 
 import dlx.data as data_lib
 from dlx.errors import DlxError
+from dlx.train.outputs import write_atomic
 
 SPLITS = ("train", "test")
 
@@ -104,18 +104,6 @@ def _decode(name: str, where: str, split: datasets.Dataset) -> dict[str, np.ndar
     return {"x": x, "y": np.asarray(table[source.label], np.int32)}
 
 
-def _write_atomically(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-tmp-", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def cached_pixels(name: str, data_config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
     """`x_<split>` uint8, `y_<split>` int32 and `num_classes`, decoded once per (source, path)."""
     path = data_config.path
@@ -124,17 +112,20 @@ def cached_pixels(name: str, data_config: ml_collections.ConfigDict) -> dict[str
     root = data_lib.cache_dir(data_config)
     key = hashlib.sha1(json.dumps([name, SOURCES[name].hub_id, path]).encode()).hexdigest()[:10]
     npz = root / f"{name}-{key}.npz"
-    if not npz.exists():
-        where = path or SOURCES[name].hub_id
-        splits = _checked(name, where, _open(name, path, root / "hf"))
-        labels = splits["train"].features[SOURCES[name].label]
-        arrays = {"num_classes": np.int32(labels.num_classes)}
-        for split, dataset in splits.items():
-            decoded = _decode(name, where, dataset)
-            arrays.update({f"x_{split}": decoded["x"], f"y_{split}": decoded["y"]})
-        _write_atomically(npz, arrays)
-    with np.load(npz) as stored:
-        return {field: stored[field] for field in stored.files}
+    if npz.exists():
+        with np.load(npz) as stored:
+            return {field: stored[field] for field in stored.files}
+    where = path or SOURCES[name].hub_id
+    splits = _checked(name, where, _open(name, path, root / "hf"))
+    labels = splits["train"].features[SOURCES[name].label]
+    arrays = {"num_classes": np.int32(labels.num_classes)}
+    for split, dataset in splits.items():
+        decoded = _decode(name, where, dataset)
+        arrays.update({f"x_{split}": decoded["x"], f"y_{split}": decoded["y"]})
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_atomic(npz, buffer.getvalue())
+    return arrays
 
 
 def load(name: str, data_config: ml_collections.ConfigDict) -> data_lib.Splits:

@@ -22,6 +22,7 @@ from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers
                         trainers)
 
 from dlx.errors import DlxError
+from dlx.train.outputs import write_atomic
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 TOKENIZER_FILE = "tokenizer.json"
@@ -71,16 +72,6 @@ def train(documents: Iterable[str], vocab_size: int, min_frequency: int = 2,
     return _with_template(tokenizer)
 
 
-def _write(path: pathlib.Path, text: str) -> None:
-    """Writes `text` to a temp file beside `path`, then renames it, so no partial file remains."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save(tokenizer: Tokenizer, directory: str | os.PathLike) -> pathlib.Path:
     """Writes `tokenizer.json` and `vocab.txt` into `directory` (created if needed)."""
     out = pathlib.Path(directory)
@@ -91,8 +82,8 @@ def save(tokenizer: Tokenizer, directory: str | os.PathLike) -> pathlib.Path:
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
     if [i for _, i in vocab] != list(range(len(vocab))):
         raise DlxError("the tokenizer's ids are not 0..V-1, so it has no vocab.txt form")
-    _write(out / VOCAB_FILE, "".join(f"{token}\n" for token, _ in vocab))
-    _write(out / TOKENIZER_FILE, tokenizer.to_str(pretty=True))
+    write_atomic(out / VOCAB_FILE, "".join(f"{token}\n" for token, _ in vocab))
+    write_atomic(out / TOKENIZER_FILE, tokenizer.to_str(pretty=True))
     return out
 
 

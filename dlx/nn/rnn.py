@@ -568,8 +568,8 @@ class RNNClassifier(nn.Module):
             h_BD = nn.Dropout(self.dropout, deterministic=not train)(h_BD)
         head_inits = {}
         if self.weight_init == "torch":  # torch.nn.Linear: U(±1/sqrt(fan_in)) for both.
-            head_inits = {"kernel_init": _uniform(1 / np.sqrt(h_BD.shape[-1])),
-                          "bias_init": _uniform(1 / np.sqrt(h_BD.shape[-1]))}
+            linear_uniform = _uniform(1 / np.sqrt(h_BD.shape[-1]))
+            head_inits = {"kernel_init": linear_uniform, "bias_init": linear_uniform}
         return nn.Dense(self.num_outputs, name="head", **head_inits)(h_BD)
 
 

@@ -14,13 +14,18 @@ import tqdm
 
 
 def write_atomic(path: pathlib.Path, data: bytes | str) -> None:
-    """Writes to a temp file beside `path`, then renames, so no reader sees a partial file."""
+    """Writes to a temp file beside `path`, then renames, so no reader sees a partial file and a
+    failed write leaves nothing behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def write_json(path: pathlib.Path, obj: Any) -> None:
