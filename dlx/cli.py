@@ -1,4 +1,5 @@
-"""`dlx train|eval|list|tokenizer`: the command line. Bad input: one line on stderr, exit 2."""
+"""`dlx train|eval|generate|export|list|tokenizer`: the command line. Bad input: one line on
+stderr, exit 2."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ def _quiet_libraries() -> None:
         pass
 
 
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True,
+                        help="experiment file (experiments/NAME.py) or an experiment name")
+    parser.add_argument("--workdir", required=True, help="run directory")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlx", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -28,9 +35,22 @@ def _parser() -> argparse.ArgumentParser:
                             ("eval", "evaluate the newest checkpoint in --workdir")):
         sub = commands.add_parser(name, help=help_text,
                                   epilog="Override any config key with --config.KEY=VALUE.")
-        sub.add_argument("--config", required=True,
-                         help="experiment file (experiments/NAME.py) or an experiment name")
-        sub.add_argument("--workdir", required=True, help="run directory")
+        _run_arguments(sub)
+    generate = commands.add_parser(
+        "generate", help="sample text from a trained causal LM (e.g. gpt_tiny) in --workdir",
+        epilog="Pass the run's --config.KEY=VALUE overrides too, so the same model is built.")
+    _run_arguments(generate)
+    generate.add_argument("--prompt", required=True, help="text to continue")
+    generate.add_argument("--max-new-tokens", type=int, default=50, help="tokens to add")
+    generate.add_argument("--temperature", type=float, default=1.0,
+                          help="softmax temperature; 0 = greedy")
+    generate.add_argument("--top-k", type=int, default=40,
+                          help="sample among the k likeliest tokens; 0 = all")
+    generate.add_argument("--seed", type=int, default=0, help="sampling seed")
+    export = commands.add_parser(
+        "export", help="write a trained BERT (bert_mlm) as a Hugging Face checkpoint + tokenizer")
+    _run_arguments(export)
+    export.add_argument("--out", required=True, help="directory to write")
     commands.add_parser("list", help="list the experiments with a one-line description each")
     tokenizer = commands.add_parser("tokenizer", help="WordPiece tokenizers for BERT")
     tokenizer_commands = tokenizer.add_subparsers(dest="action", required=True)
@@ -80,6 +100,16 @@ def run(argv: list[str], step_hook=None) -> int:
         print(json.dumps(_train_tokenizer(args)))
         return 0
     from dlx import config as config_lib
+    if args.command in ("generate", "export"):
+        from dlx import lm_commands
+        config = config_lib.build(args.config, rest)
+        if args.command == "generate":
+            print(lm_commands.generate_text(config, args.workdir, args.prompt,
+                                            args.max_new_tokens, args.temperature, args.top_k,
+                                            args.seed))
+        else:
+            print(json.dumps(lm_commands.export_bert(config, args.workdir, args.out)))
+        return 0
     runs = config_lib.sweep(args.config)
     if runs is not None:
         from dlx.train import sweep

@@ -1,13 +1,19 @@
 """Tasks turn a model into the pure functions the trainer needs; the trainer never sees the model.
 
 A task's `loss(params, batch_stats, batch, rng, train)` returns `(loss, (sums, new_batch_stats))`:
-`loss` is the mean over the examples it saw (what is differentiated) and `sums` holds metric sums
-plus `count`, so the host can divide global sums by global counts on any number of devices.
+`loss` is the mean over the examples (or predicted tokens) it saw and `sums` holds metric sums with
+`loss` (their summed loss, what the trainer differentiates) and `count` (what it divides by, summed
+over devices and micro-batches first), so means are global on any number of devices. A task's
+`summarize(sums)` turns host-side sums into the means that are logged.
+
+Tasks: `Classification` (softmax over classes), `MaskedLM` (BERT's masked-token prediction) and
+`CausalLM` (next-token prediction); `build` picks one from `model.name`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -15,6 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from dlx import losses
+from dlx.data import mlm
+from dlx.errors import DlxError
 
 Batch = dict[str, jax.Array]
 # `augment(rng, x_B...) -> x_B...`: a random transform of the training inputs, run inside the step.
@@ -22,6 +30,8 @@ Augment = Callable[[jax.Array, jax.Array], jax.Array]
 # Batch fields passed to the model after `x`, in this order, when the batch has them.
 EXTRA_INPUTS = ("lengths",)
 AUGMENT_STREAM = 1  # `fold_in(rng, AUGMENT_STREAM)` seeds augmentation; dropout keeps `rng`.
+MASK_STREAM = 2  # `fold_in(rng, MASK_STREAM)` seeds MLM masking in training steps.
+EVAL_MASK_SEED = 0  # Evaluation masks row i with `fold_in(PRNGKey(EVAL_MASK_SEED), i)`, whatever the run.
 
 
 def model_inputs(batch: Batch) -> tuple[jax.Array, ...]:
@@ -67,8 +77,139 @@ class Classification:
                 "count": count.astype(jnp.float32)}
         return loss_sum / jnp.maximum(count, 1), (sums, updates.get("batch_stats", batch_stats))
 
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        return summarize(sums)
+
 
 def summarize(sums: dict[str, float]) -> dict[str, float]:
     """Host-side: metric sums -> means (`loss`, `accuracy`)."""
     count = max(float(sums["count"]), 1.0)
     return {"loss": float(sums["loss"]) / count, "accuracy": float(sums["correct"]) / count}
+
+
+def summarize_lm(sums: dict[str, float]) -> dict[str, float]:
+    """Host-side: token-level sums -> `loss` (nats per token), `accuracy`, `perplexity` = e^loss."""
+    means = summarize(sums)
+    return {**means, "perplexity": math.exp(min(means["loss"], 700.0))}
+
+
+def _token_sums(logits_BXV: jax.Array, labels_BX: jax.Array, weights_BX: jax.Array):
+    """(mean loss, sums) of next-token or masked-token predictions where `weights_BX` is True."""
+    vocab = logits_BXV.shape[-1]
+    loss_sum = losses.cross_entropy_sum(logits_BXV.reshape(-1, vocab), labels_BX.reshape(-1),
+                                        weights_BX.reshape(-1))
+    correct = jnp.where(weights_BX, logits_BXV.argmax(-1) == labels_BX, False).sum()
+    count = weights_BX.sum().astype(jnp.float32)
+    sums = {"loss": loss_sum, "correct": correct.astype(jnp.float32), "count": count}
+    return loss_sum / jnp.maximum(count, 1.0), sums
+
+
+def _real_rows(batch: Batch, real_BT: jax.Array) -> jax.Array:
+    """`real_BT` without the zero-padded rows an evaluation batch marks in `batch["mask"]`."""
+    where_B = batch.get("mask")
+    return real_BT if where_B is None else real_BT & where_B[:, None]
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskedLM:
+    """BERT's masked-token prediction on packed rows (`dlx.data.mlm`).
+
+    The batch holds `input_ids`, `segment_ids`, `attention_mask` (B, T) and `row` (B,), each row's
+    index in its split. Row i of a training step is masked with `fold_in(fold_in(step_rng,
+    MASK_STREAM), i)`, so a resumed run masks exactly as an uninterrupted one; evaluation masks
+    with a fixed key, so every evaluation (any run, any batch size) scores the same tokens. The
+    model takes `(input_ids, attention_mask, token_type_ids, masked_positions)` and returns logits
+    (B, P, V) at the `max_predictions` gathered positions; the loss is averaged over the masked
+    tokens of the whole global batch.
+    """
+    model: nn.Module
+    special_ids: tuple[int, ...]
+    mask_id: int
+    vocab_size: int
+    mask_rate: float = 0.15
+    max_predictions: int = 20
+
+    def init(self, rng: jax.Array, batch: Batch) -> tuple[Any, Any]:
+        ids_BT = batch["input_ids"]
+        positions_BP = jnp.zeros((ids_BT.shape[0], self.max_predictions), jnp.int32)
+        variables = self.model.init({"params": rng, "dropout": rng}, ids_BT,
+                                    batch["attention_mask"], batch["segment_ids"], positions_BP,
+                                    train=False)
+        return variables["params"], {}
+
+    def corrupt(self, key: jax.Array, batch: Batch) -> tuple[mlm.Masked, jax.Array]:
+        """(the masked batch, real_BT); row i is masked with `fold_in(key, row_i)`."""
+        real_BT = _real_rows(batch, batch["attention_mask"].astype(bool))
+
+        def one_row(row_key, ids_T, real_T):
+            masked = mlm.mask_tokens(row_key, ids_T[None], real_T[None], self.special_ids,
+                                     self.vocab_size, self.mask_id, self.mask_rate,
+                                     self.max_predictions)
+            return jax.tree.map(lambda x: x[0], masked)
+
+        keys_B = jax.vmap(jax.random.fold_in, (None, 0))(key, batch["row"])
+        return jax.vmap(one_row)(keys_B, batch["input_ids"], real_BT), real_BT
+
+    def loss(self, params, batch_stats, batch: Batch, rng: jax.Array, train: bool):
+        """Mean masked-token cross-entropy and sums (`loss`, `correct`, `count` = masked tokens)."""
+        key = (jax.random.fold_in(rng, MASK_STREAM) if train
+               else jax.random.PRNGKey(EVAL_MASK_SEED))
+        masked, _ = self.corrupt(key, batch)
+        predictions = mlm.masked_positions(masked.labels, masked.mlm_mask, self.max_predictions)
+        logits_BPV = self.model.apply({"params": params}, masked.input_ids,
+                                      batch["attention_mask"], batch["segment_ids"],
+                                      predictions.positions, train=train,
+                                      rngs={"dropout": rng}).logits
+        loss, sums = _token_sums(logits_BPV, predictions.labels, predictions.weights)
+        return loss, (sums, batch_stats)
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        return summarize_lm(sums)
+
+
+@dataclasses.dataclass(frozen=True)
+class CausalLM:
+    """Next-token prediction: position t of `input_ids` (B, T) predicts token t + 1.
+
+    `attention_mask` (B, T) marks real tokens; a target counts when it is real. The model takes
+    `(input_ids, attention_mask)` and returns logits (B, T, V).
+    """
+    model: nn.Module
+
+    def init(self, rng: jax.Array, batch: Batch) -> tuple[Any, Any]:
+        variables = self.model.init({"params": rng, "dropout": rng}, batch["input_ids"],
+                                    batch["attention_mask"], train=False)
+        return variables["params"], {}
+
+    def loss(self, params, batch_stats, batch: Batch, rng: jax.Array, train: bool):
+        """Mean next-token cross-entropy and sums (`loss`, `correct`, `count` = targets)."""
+        real_BT = _real_rows(batch, batch["attention_mask"].astype(bool))
+        logits_BTV = self.model.apply({"params": params}, batch["input_ids"],
+                                      batch["attention_mask"], train=train,
+                                      rngs={"dropout": rng})
+        loss, sums = _token_sums(logits_BTV[:, :-1], batch["input_ids"][:, 1:], real_BT[:, 1:])
+        return loss, (sums, batch_stats)
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        return summarize_lm(sums)
+
+
+LM_MODELS = {"bert_mlm": "masked_lm", "gpt": "causal_lm"}
+
+
+def build(config, model: nn.Module, metadata: dict[str, Any]):
+    """The task for `config.model.name`: MaskedLM for bert_mlm, CausalLM for gpt, else
+    Classification; LM tasks need a token data source (`data.name="text"`)."""
+    from dlx.data import augment
+    kind = LM_MODELS.get(config.model.name)
+    if kind is None:
+        return Classification(model, augment=augment.get(config.data.augment))
+    if "special_ids" not in metadata:
+        raise DlxError(f"model.name={config.model.name!r} needs token data; set data.name='text' "
+                       f"(got data.name={config.data.name!r})")
+    if kind == "causal_lm":
+        return CausalLM(model)
+    ids = metadata["special_ids"]
+    return MaskedLM(model, special_ids=tuple(sorted(ids.values())), mask_id=ids["mask"],
+                    vocab_size=metadata["vocab_size"], mask_rate=config.data.mask_rate,
+                    max_predictions=config.data.max_predictions)

@@ -19,11 +19,16 @@ VALIDATION_SEED = 0
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
-    """Arrays keyed by field name (`x`, `y`, ...) per split; `val` is empty unless carved out."""
+    """Arrays keyed by field name (`x`, `y`, ...) per split; `val` is empty unless carved out.
+
+    `metadata` holds what a source knows beyond the arrays (a token source's vocabulary, special
+    ids and baseline scores); its `baseline` entry is copied into the run's summary.
+    """
     train: dict[str, np.ndarray]
     test: dict[str, np.ndarray]
     num_classes: int
     val: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    metadata: dict = dataclasses.field(default_factory=dict)
 
     def named(self, name: str) -> dict[str, np.ndarray]:
         """The split called `name` (train, val or test)."""
@@ -38,9 +43,10 @@ def cache_dir(data_config: ml_collections.ConfigDict) -> pathlib.Path:
 
 def _sources() -> dict[str, Callable[[ml_collections.ConfigDict], Splits]]:
     from dlx.data import (  # Lazily: each source pulls in its own packages.
-        digits, hub, mnist1d, temporal_order, xor)
+        digits, hub, mnist1d, temporal_order, tokens, xor)
     return {"mnist1d": mnist1d.load, "xor": xor.load, "digits": digits.load,
-            "temporal_order": temporal_order.load,
+            "temporal_order": temporal_order.load, "text": tokens.load,
+            "labelled_text": tokens.load_labelled,
             **{name: functools.partial(hub.load, name) for name in hub.SOURCES}}
 
 

@@ -3,7 +3,9 @@
 Sources (`data.corpus`):
 - `gensim_lee`: `lee_background.cor` from gensim's `test_data/`, 300 news stories, one per line.
 - `gensim_enwiki`: the shortened English Wikipedia dump in gensim's `test_data/`, cleaned of wiki
-  markup with `gensim.corpora.wikicorpus.filter_wiki`; one document per article.
+  markup with `gensim.corpora.wikicorpus.filter_wiki`; one document per article (106 articles,
+  474,407 words).
+- `gensim_enwiki,gensim_lee`: named corpora joined with commas are concatenated.
 - `files`: `data.files`, comma-separated paths or globs of UTF-8 text files, one document per
   non-empty line (the layout of `lee_background.cor`).
 - `hub`: `data.path`, a Hugging Face dataset id (with `data.subset`, its config name) or a local
@@ -144,8 +146,12 @@ def named_or_files(specs: Sequence[str], key: str = "--corpus") -> list[str]:
 
 
 def documents(data_config: ml_collections.ConfigDict) -> list[str]:
-    """The documents of the corpus named by `data.corpus` (see the module docstring)."""
+    """The documents of the corpus named by `data.corpus` (see the module docstring); named
+    corpora may be joined with commas, e.g. `gensim_enwiki,gensim_lee`."""
     corpus = data_config.corpus
+    names = [name.strip() for name in corpus.split(",")]
+    if len(names) > 1 and all(name in NAMED_CORPORA for name in names):
+        return [doc for name in names for doc in NAMED_CORPORA[name]()]
     if corpus in NAMED_CORPORA:
         return NAMED_CORPORA[corpus]()
     if corpus == "files":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 from dlx.errors import DlxError, missing_key
@@ -42,7 +43,70 @@ def _rnn(model_config: ml_collections.ConfigDict, num_outputs: int,
                          weight_init=model_config.weight_init)
 
 
-MODELS = {"mlp": _mlp, "conv1d": _conv1d, "simple_cnn": _simple_cnn, "rnn": _rnn}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def _dtype(model_config: ml_collections.ConfigDict) -> jnp.dtype:
+    if model_config.dtype not in DTYPES:
+        raise DlxError(f"model.dtype={model_config.dtype!r} is unsupported; expected one of: "
+                       f"{', '.join(DTYPES)}")
+    return DTYPES[model_config.dtype]
+
+
+def _bert_mlm(model_config: ml_collections.ConfigDict, num_outputs: int,
+              axis_name: str | None) -> nn.Module:
+    """BertForMaskedLM over a `num_outputs`-token vocabulary (the data source's)."""
+    del axis_name  # No BatchNorm.
+    from dlx.nn.bert import BertConfig, BertForMaskedLM
+    config = BertConfig(
+        vocab_size=num_outputs, hidden_size=model_config.hidden_size,
+        num_hidden_layers=model_config.num_layers, num_attention_heads=model_config.num_heads,
+        intermediate_size=model_config.intermediate_size,
+        hidden_dropout_prob=model_config.dropout,
+        attention_probs_dropout_prob=model_config.attention_dropout,
+        max_position_embeddings=model_config.max_length)
+    return BertForMaskedLM(config, dtype=_dtype(model_config), use_fused=model_config.use_fused)
+
+
+def _gpt(model_config: ml_collections.ConfigDict, num_outputs: int,
+         axis_name: str | None) -> nn.Module:
+    """A GPT-2-style causal LM over a `num_outputs`-token vocabulary (the data source's)."""
+    del axis_name  # No BatchNorm.
+    from dlx.nn.gpt import GPT
+    return GPT(vocab_size=num_outputs, hidden_size=model_config.hidden_size,
+               num_layers=model_config.num_layers, num_heads=model_config.num_heads,
+               mlp_dim=model_config.mlp_dim, max_length=model_config.max_length,
+               dropout=model_config.dropout, attention_dropout=model_config.attention_dropout,
+               use_fused=model_config.use_fused)
+
+
+def _bert_classifier(model_config: ml_collections.ConfigDict, num_outputs: int,
+                     axis_name: str | None) -> nn.Module:
+    """BERT with the architecture of the checkpoint `model.init_from` and a `num_outputs`-way
+    classifier on its pooled [CLS] output."""
+    del axis_name  # No BatchNorm.
+    import dataclasses
+    from dlx.nn.bert import BertTextClassifier, read_hf_config
+    config = read_hf_config(model_config.init_from)
+    config = dataclasses.replace(config, hidden_dropout_prob=model_config.dropout,
+                                 attention_probs_dropout_prob=model_config.attention_dropout)
+    return BertTextClassifier(config, num_labels=num_outputs)
+
+
+def pretrained(model_config: ml_collections.ConfigDict, params: dict) -> dict:
+    """`params` with the weights of `model.init_from` in place, for models that start from a
+    checkpoint (`bert_classifier` with `model.pretrained`); others are returned as they are.
+    The BERT body is loaded, and the pooler too when the checkpoint has one; the classifier
+    (and a pooler the checkpoint lacks) keep their fresh initialisation, as in transformers."""
+    if model_config.name != "bert_classifier" or not model_config.pretrained:
+        return params
+    from dlx.nn.bert import BertModel, load_hf_checkpoint
+    _, _, body = load_hf_checkpoint(model_config.init_from, BertModel)
+    return {**params, "bert": {**params["bert"], **body}}
+
+
+MODELS = {"mlp": _mlp, "conv1d": _conv1d, "simple_cnn": _simple_cnn, "rnn": _rnn,
+          "bert_mlm": _bert_mlm, "gpt": _gpt, "bert_classifier": _bert_classifier}
 
 
 def build(model_config: ml_collections.ConfigDict, num_outputs: int,

@@ -233,6 +233,14 @@ class BertForSequenceClassification(nn.Module):
         return LogitsOutput(logits_BL.astype(jnp.float32))
 
 
+class BertTextClassifier(BertForSequenceClassification):
+    """`x_BT` token ids (`[CLS] text [SEP]`, right-padded with `pad_token_id`) -> logits (B, C);
+    the attention mask is `x != pad_token_id` and every token is of segment 0."""
+
+    def __call__(self, x_BT: jax.Array, *, train: bool = False) -> jax.Array:
+        return super().__call__(x_BT, x_BT != self.config.pad_token_id, train=train).logits
+
+
 class _Entry(NamedTuple):
     """One HF tensor: its name, flax param path, HF shape, and whether the kernel is `W.T`."""
     key: str
@@ -335,6 +343,20 @@ def _set(tree: dict, path: tuple[str, ...], value: jax.Array) -> None:
     tree[path[-1]] = value
 
 
+def read_hf_config(path: str | os.PathLike) -> BertConfig:
+    """The BertConfig of the Hugging Face checkpoint directory `path` (its config.json)."""
+    path = pathlib.Path(path)
+    if not (path / CONFIG_FILE).is_file():
+        raise DlxError(f"{path} has no {CONFIG_FILE}; expected a Hugging Face BERT checkpoint "
+                       f"directory")
+    try:
+        hf = json.loads((path / CONFIG_FILE).read_text())
+    except json.JSONDecodeError as e:
+        raise DlxError(f"{path / CONFIG_FILE} is not valid JSON ({e.msg}, line {e.lineno})"
+                       ) from None
+    return BertConfig.from_hf_dict(hf)
+
+
 def load_hf_checkpoint(path: str | os.PathLike, model_class: type[nn.Module] | None = None
                        ) -> tuple[BertConfig, nn.Module, dict]:
     """HF BERT directory -> (config, module, params); use `module.apply({"params": params}, ...)`.
@@ -344,10 +366,7 @@ def load_hf_checkpoint(path: str | os.PathLike, model_class: type[nn.Module] | N
     BertModel may be loaded from a head checkpoint (the head is left out).
     """
     path = pathlib.Path(path)
-    if not (path / CONFIG_FILE).is_file():
-        raise DlxError(f"{path} has no {CONFIG_FILE}; expected a Hugging Face BERT checkpoint "
-                       f"directory")
-    config = BertConfig.from_hf_dict(json.loads((path / CONFIG_FILE).read_text()))
+    config = read_hf_config(path)
     state_dict = _normalise_keys(_read_state_dict(path))
     has = {part: any(k.startswith(part) for k in state_dict)
            for part in ("bert.pooler.", "cls.predictions.", "classifier.")}

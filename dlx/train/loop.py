@@ -20,7 +20,6 @@ from dlx import config as config_lib
 from dlx import data as data_lib
 from dlx import nn as nn_lib
 from dlx import optim, tasks
-from dlx.data import augment
 from dlx.data.batching import EpochBatcher, eval_batches
 from dlx.errors import DlxError
 from dlx.train import outputs
@@ -88,13 +87,14 @@ def build(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Run:
     parallel = config.train.parallel
     model = nn_lib.build(config.model, splits.num_classes,
                          axis_name="batch" if parallel == "pmap" else None)
-    task = tasks.Classification(model, augment=augment.get(config.data.augment))
+    task = tasks.build(config, model, splits.metadata)
     runner = make_runner(parallel, devices, task, tx, config.optim.accumulate_steps)
     sample = {k: v[:1] for k, v in splits.train.items()}
 
     def init_state() -> TrainState:
         init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
         params, batch_stats = task.init(init_rng, sample)
+        params = nn_lib.pretrained(config.model, params)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                           batch_stats=batch_stats, rng=train_rng)
 
@@ -114,7 +114,7 @@ def evaluate(run: Run, state: TrainState) -> dict[str, dict[str, float]]:
             sums = jax.device_get(run.runner.eval_step(state, batch))
             for key, value in sums.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
-        results[split] = tasks.summarize(totals)
+        results[split] = run.task.summarize(totals)
     return results
 
 
@@ -147,7 +147,8 @@ class _StopRequest:
 class _Window:
     """Train-metric sums since the last log line, fetched one step late so the host never stalls."""
 
-    def __init__(self, saved: dict | None = None):
+    def __init__(self, summarize: Callable[[dict], dict], saved: dict | None = None):
+        self.summarize = summarize
         self.sums: dict[str, float] = dict(saved or {})
         self.pending: tuple[int, Any] | None = None
 
@@ -170,7 +171,7 @@ class _Window:
     def take(self) -> dict[str, float]:
         """Means since the last call, prefixed `train_`; resets the window."""
         self.flush()
-        means = {f"train_{k}": v for k, v in tasks.summarize(self.sums).items()}
+        means = {f"train_{k}": v for k, v in self.summarize(self.sums).items()}
         self.sums = {}
         return means
 
@@ -281,7 +282,7 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
     batcher = EpochBatcher(run.splits.train, train.batch_size, run.config.seed)
     if meta:
         batcher.restore(meta["data"])
-    window = _Window(meta.get("window"))
+    window = _Window(run.task.summarize, meta.get("window"))
     wall_before, t0 = meta.get("wall_s", 0.0), time.perf_counter()
     progress = outputs.Progress(train.steps, start)
 
@@ -353,6 +354,8 @@ def _write_summary(run: Run, workdir: pathlib.Path, log: outputs.MetricsLog, sta
                "wall_s": wall_s,
                "examples_per_s": (last_step or 0) * train.batch_size / max(wall_s, 1e-9),
                "devices": len(run.runner.devices), "parallel": train.parallel}
+    if "baseline" in run.splits.metadata:
+        summary["baseline"] = run.splits.metadata["baseline"]
     if early_stopping is not None:
         summary["early_stopping"] = {**early_stopping, "stopped_step": last_step,
                                      "stopped_early": bool(meta.get("stopped_early"))}

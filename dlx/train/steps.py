@@ -24,50 +24,56 @@ def micro_batches(batch, k: int):
                         batch)
 
 
-def gradients(state: TrainState, batch, rng: jax.Array, *, task, accumulate_steps: int = 1):
-    """(mean-loss gradients, metric sums, new batch_stats) over `batch`.
+def gradients(state: TrainState, batch, rng: jax.Array, *, task, accumulate_steps: int = 1,
+              axis_name: str | None = None):
+    """(loss gradients, metric sums, new batch_stats) over `batch`, summed across devices under pmap.
+
+    The gradient is that of `sums["loss"]` (the loss summed over the batch's weighted examples or
+    tokens) divided by the global `sums["count"]`: the mean over every example of the global batch,
+    exact however the examples (e.g. masked tokens) fall on devices and micro-batches.
 
     With `accumulate_steps` = k > 1 the batch is cut into k equal micro-batches scanned one after
-    another (peak memory of one micro-batch); their gradients are averaged, which equals the
-    gradient of the whole batch's mean loss because every micro-batch has the same number of rows.
-    BatchNorm statistics are carried from one micro-batch to the next.
+    another (peak memory of one micro-batch) and their summed gradients are added. BatchNorm
+    statistics are carried from one micro-batch to the next.
     """
-    grad_fn = jax.value_and_grad(
-        lambda params, batch_stats, micro, key: task.loss(params, batch_stats, micro, key,
-                                                          train=True), has_aux=True)
+    def summed_loss(params, batch_stats, micro, key):
+        _, (sums, new_batch_stats) = task.loss(params, batch_stats, micro, key, train=True)
+        return sums["loss"], (sums, new_batch_stats)
+
+    grad_fn = jax.value_and_grad(summed_loss, has_aux=True)
     if accumulate_steps == 1:
         (_, (sums, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch, rng)
-        return grads, sums, batch_stats
+    else:
+        micro = micro_batches(batch, accumulate_steps)
 
-    micro = micro_batches(batch, accumulate_steps)
+        def accumulate(carry, inputs):
+            grads_sum, sums_total, batch_stats = carry
+            index, micro_batch = inputs
+            (_, (sums, batch_stats)), grads = grad_fn(state.params, batch_stats, micro_batch,
+                                                      jax.random.fold_in(rng, index))
+            add = lambda a, b: jax.tree.map(jnp.add, a, b)
+            return (add(grads_sum, grads), add(sums_total, sums), batch_stats), None
 
-    def accumulate(carry, inputs):
-        grads_sum, sums_total, batch_stats = carry
-        index, micro_batch = inputs
-        (_, (sums, batch_stats)), grads = grad_fn(state.params, batch_stats, micro_batch,
-                                                  jax.random.fold_in(rng, index))
-        add = lambda a, b: jax.tree.map(jnp.add, a, b)
-        return (add(grads_sum, grads), add(sums_total, sums), batch_stats), None
-
-    first = jax.tree.map(lambda x: x[0], micro)
-    shapes = jax.eval_shape(grad_fn, state.params, state.batch_stats, first, rng)
-    (_, (sums_shape, _)), grads_shape = shapes
-    zeros = lambda tree: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
-    (grads_sum, sums, batch_stats), _ = jax.lax.scan(
-        accumulate, (zeros(grads_shape), zeros(sums_shape), state.batch_stats),
-        (jnp.arange(accumulate_steps), micro))
-    return jax.tree.map(lambda g: g / accumulate_steps, grads_sum), sums, batch_stats
+        first = jax.tree.map(lambda x: x[0], micro)
+        (_, (sums_shape, _)), grads_shape = jax.eval_shape(grad_fn, state.params,
+                                                           state.batch_stats, first, rng)
+        zeros = lambda tree: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)
+        (grads, sums, batch_stats), _ = jax.lax.scan(
+            accumulate, (zeros(grads_shape), zeros(sums_shape), state.batch_stats),
+            (jnp.arange(accumulate_steps), micro))
+    if axis_name is not None:
+        grads = jax.lax.psum(grads, axis_name)
+        sums = jax.lax.psum(sums, axis_name)
+        batch_stats = jax.lax.pmean(batch_stats, axis_name)
+    count = jnp.maximum(sums["count"], 1.0)
+    return jax.tree.map(lambda g: g / count, grads), sums, batch_stats
 
 
 def train_step(state: TrainState, batch, *, task, tx: optax.GradientTransformation,
                axis_name: str | None = None, accumulate_steps: int = 1):
     """One optimiser update on `batch`; returns (new state, metric sums over the global batch)."""
     grads, sums, batch_stats = gradients(state, batch, step_rng(state, axis_name), task=task,
-                                         accumulate_steps=accumulate_steps)
-    if axis_name is not None:
-        grads = jax.lax.pmean(grads, axis_name)
-        sums = jax.lax.psum(sums, axis_name)
-        batch_stats = jax.lax.pmean(batch_stats, axis_name)
+                                         accumulate_steps=accumulate_steps, axis_name=axis_name)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                               opt_state=opt_state, batch_stats=batch_stats)
