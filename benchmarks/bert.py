@@ -121,8 +121,7 @@ def dlx_step(module: BertForMaskedLM, params: dict, batch: dict[str, np.ndarray]
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state, key), loss
 
-    # rbg: XLA's RngBitGenerator draws the dropout masks faster on CPU than threefry does.
-    state = (params, optimizer.init(params), jax.random.key(seed, impl="rbg"))
+    state = (params, optimizer.init(params), jax.random.PRNGKey(seed))
 
     def step() -> float:
         nonlocal state

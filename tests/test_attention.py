@@ -14,6 +14,7 @@ import pytest
 from jax.test_util import check_grads
 
 from dlx.errors import DlxError
+from dlx.nn import dropout
 from dlx.nn.attention import (AdditiveAttention, MultiHeadAttention, attention_weights,
                               causal_mask, combine_masks, dot_product_attention, padding_mask)
 
@@ -130,7 +131,7 @@ def test_dropout_drops_and_rescales_weights():
     q, k, v = _qkv()
     rng = jax.random.PRNGKey(3)
     out = dot_product_attention(q, k, v, dropout_rate=0.5, dropout_rng=rng, deterministic=False)
-    keep = jax.random.bernoulli(rng, 0.5, (B, H, T, S))
+    keep = dropout.keep_mask(rng, 0.5, (B, H, T, S))
     weights = jnp.where(keep, attention_weights(q, k) / 0.5, 0.0)
     np.testing.assert_allclose(out, jnp.einsum("bhts,bshd->bthd", weights, v), atol=1e-6)
     np.testing.assert_array_equal(

@@ -150,3 +150,15 @@ def test_lm_model_on_a_classification_source_is_one_line(name):
     config = ConfigDict({"model": {"name": name}, "data": {"name": "mnist1d", "augment": ""}})
     with pytest.raises(Exception, match="needs token data; set data.name='text'"):
         tasks.build(config, None, {})
+
+
+def test_bert_mlm_base_has_bert_base_shapes():
+    from dlx import config as config_lib, nn as nn_lib
+    config = config_lib.build("bert_mlm_base", [])
+    model = nn_lib.build(config.model, config.data.vocab_size)
+    ids = jnp.zeros((1, 8), jnp.int32)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), ids, ids, ids,
+                                               jnp.zeros((1, 2), jnp.int32)))
+    count = sum(np.prod(x.shape) for x in jax.tree.leaves(shapes["params"]))
+    assert 109e6 < count < 111e6  # BertForMaskedLM(bert-base-uncased) without pooler: 109.5M.
+    assert model.dtype == jnp.bfloat16 and model.use_fused

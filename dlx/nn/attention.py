@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlx.errors import DlxError
+from dlx.nn import dropout
 
 Initializer = Callable[..., jax.Array]
 
@@ -139,8 +140,7 @@ def dot_product_attention(q_BTHD: jax.Array, k_BSHD: jax.Array, v_BSHD: jax.Arra
     if use_dropout:
         if dropout_rng is None:
             raise DlxError("attention dropout needs dropout_rng; got None")
-        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights_BHTS.shape)
-        weights_BHTS = jnp.where(keep, weights_BHTS / (1.0 - dropout_rate), 0.0)
+        weights_BHTS = dropout.dropout(dropout_rng, dropout_rate, weights_BHTS)
     return jnp.einsum("bhts,bshd->bthd", weights_BHTS.astype(dtype), v_BSHD,
                       preferred_element_type=_at_least_f32(v_BSHD)).astype(dtype)
 

@@ -41,6 +41,7 @@ import numpy as np
 from dlx.errors import DlxError
 from dlx.nn import activations
 from dlx.nn.attention import padding_mask
+from dlx.nn.dropout import Dropout
 from dlx.nn.transformer import Encoder
 
 HIDDEN_ACTS = {"gelu": False, "gelu_new": True}  # Name -> approximate (tanh) GELU.
@@ -227,7 +228,7 @@ class BertForSequenceClassification(nn.Module):
                  train: bool = False) -> LogitsOutput:
         pooled_BH = BertModel(self.config, True, self.dtype, self.use_fused, name="bert")(
             input_ids_BT, attention_mask_BT, token_type_ids_BT, train=train).pooler_output
-        pooled_BH = nn.Dropout(self.config.hidden_dropout_prob, deterministic=not train)(pooled_BH)
+        pooled_BH = Dropout(self.config.hidden_dropout_prob, deterministic=not train)(pooled_BH)
         logits_BL = nn.Dense(self.num_labels, dtype=self.dtype, kernel_init=_init,
                              name="classifier")(pooled_BH)
         return LogitsOutput(logits_BL.astype(jnp.float32))

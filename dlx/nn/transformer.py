@@ -31,6 +31,7 @@ import numpy as np
 from dlx.errors import DlxError
 from dlx.nn import activations
 from dlx.nn.attention import MultiHeadAttention, causal_mask, combine_masks
+from dlx.nn.dropout import Dropout
 
 Initializer = Callable[..., jax.Array]
 POSITIONS = ("sinusoidal", "learned", "none")
@@ -58,7 +59,7 @@ class TransformerMLP(nn.Module):
         h_BTF = nn.Dense(self.hidden, kernel_init=self.kernel_init, name="intermediate")(x_BTM)
         h_BTF = activations.gelu(h_BTF, approximate=self.approximate_gelu)
         y_BTM = nn.Dense(x_BTM.shape[-1], kernel_init=self.kernel_init, name="output")(h_BTF)
-        return nn.Dropout(self.dropout, deterministic=not train)(y_BTM)
+        return Dropout(self.dropout, deterministic=not train)(y_BTM)
 
 
 class _Layer(nn.Module):
@@ -105,7 +106,7 @@ class _Layer(nn.Module):
         return self._sublayer("mlp", lambda h: mlp(h, train=train), x_BTM)
 
     def _dropout(self, x: jax.Array, train: bool) -> jax.Array:
-        return nn.Dropout(self.dropout, deterministic=not train)(x)
+        return Dropout(self.dropout, deterministic=not train)(x)
 
 
 class EncoderBlock(_Layer):
