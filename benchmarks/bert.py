@@ -12,8 +12,8 @@ of what is compared; `--dlx-full-head` adds a dlx step that does the same, to se
 Peers: HF eager with `torch.optim.AdamW` and torch's default intra-op threads, and the same under
 `torch.compile` (its compile time is reported; a failure or a compile past `--compile-timeout`
 seconds is reported in the JSON line instead of a ratio). KerasHub's JAX `BertMaskedLM`, the
-issue's other peer, needs tensorflow-text and is not run here. One JSON line per comparison
-(`benchmarks/harness.py`).
+issue's other peer, needs tensorflow-text: `benchmarks/bert_keras.py` runs it in its own
+environment. One JSON line per comparison (`benchmarks/harness.py`).
 
     python benchmarks/bert.py                       # H256 L4 A4 I1024 V30522, B32 T128
     python benchmarks/bert.py --rounds 8 --dlx-full-head
@@ -30,14 +30,12 @@ import signal
 import sys
 import tempfile
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import torch
-import transformers
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -47,6 +45,9 @@ from harness import comparison, emit, interleaved_medians, machine  # noqa: E402
 from dlx.data.mlm import masked_positions, mask_tokens  # noqa: E402
 from dlx.losses import masked_cross_entropy  # noqa: E402
 from dlx.nn.bert import BertForMaskedLM, load_hf_checkpoint  # noqa: E402
+
+if TYPE_CHECKING:  # torch and transformers are imported where used: bert_keras.py runs without.
+    import transformers
 
 LR, WEIGHT_DECAY, MASK_RATE = 1e-4, 0.01, 0.15
 
@@ -78,6 +79,8 @@ def hf_model(vocab: int, hidden: int, layers: int, heads: int, intermediate: int
              max_positions: int, dropout: float = 0.1,
              seed: int = 0) -> transformers.BertForMaskedLM:
     """A seeded HF `BertForMaskedLM` (HF's own init and default attention implementation)."""
+    import torch
+    import transformers
     torch.manual_seed(seed)
     config = transformers.BertConfig(
         vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
@@ -135,6 +138,7 @@ def hf_step(model: transformers.BertForMaskedLM, batch: dict[str, np.ndarray],
             compile_model: bool = False) -> Callable[[], float]:
     """A zero-argument HF train step (`model.train()`, `labels`, torch AdamW) returning its loss;
     `compile_model` runs the model under `torch.compile` (the optimiser stays eager)."""
+    import torch
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     forward = torch.compile(model) if compile_model else model
@@ -193,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes, one round: checks that everything runs")
     args = parser.parse_args(argv)
+    import torch
     if args.quick:
         args.batch, args.seq, args.vocab, args.hidden = 4, 16, 99, 32
         args.layers, args.heads, args.intermediate, args.max_positions = 2, 2, 64, 32

@@ -27,3 +27,15 @@ def test_dlx_and_hf_steps_agree_at_step_0(full_head):
     dlx_loss = bench.dlx_step(module, params, batch, full_head=full_head)()
     hf_loss = bench.hf_step(model, batch)()
     np.testing.assert_allclose(dlx_loss, hf_loss, rtol=1e-4)
+
+
+def test_keras_hub_step_takes_the_same_masked_batch(capsys):
+    """benchmarks/bert_keras.py runs end to end (where KerasHub is installed) and emits a ratio."""
+    pytest.importorskip("keras_hub", exc_type=ImportError)
+    import json
+    load_benchmark("bert_keras").main(
+        ["--rounds", "1", "--warmup", "1", "--batch", "4", "--seq", "16", "--vocab", "200",
+         "--hidden", "32", "--layers", "1", "--heads", "2", "--intermediate", "64",
+         "--max-positions", "32", "--max-predictions", "4"])
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["name"] == "bert_mlm-vs-keras-hub-jax" and record["ratio"] > 0

@@ -1,0 +1,1 @@
+"""Word vectors: vocabularies, count-based and trained embeddings, keyed vectors, evaluation, WMD."""

@@ -1,0 +1,296 @@
+"""word2vec (skip-gram and CBOW with negative sampling) trained by jit-compiled SGD steps.
+
+The math is word2vec.c's: `syn0` (the input vectors, the embeddings) starts uniform in
+±0.5/dim, `syn1` (the output vectors, word2vec.c's `syn1neg`) at zero. An example is one centre
+word: its hidden vector h is a `syn0` row (skip-gram: the centre) or the mean of several (CBOW:
+the context words); its targets are `syn1` rows (skip-gram: the contexts; CBOW: the centre).
+Its loss is Σ_targets [-log σ(h·syn1[target]) - Σ_negative log σ(-h·syn1[noise])], minimised
+by plain SGD with a learning rate decaying linearly from `alpha` to `min_alpha` over all words
+of all epochs. h's gradient goes, whole, to every row h was made of (word2vec.c's CBOW rule,
+and fastText's, whose rows are a word's n-gram buckets: it reuses `sgns_step` with those).
+
+What differs from word2vec.c, for speed:
+- A batch of `batch_words` centres is one step: all read the same tables and their updates
+  are summed (scatter-add into donated tables), where word2vec.c applies each pair at once.
+- Skip-gram examples are grouped by centre (h is gathered and scored against noise once per
+  centre, not once per pair): about twice the pairs/s of one example per pair.
+- Noise words are shared: each block of `block` centres draws `shared_negatives` (K) noise
+  words, so the noise scores are one (block, D) @ (D, K) matmul instead of gathered rows per
+  pair. A noise word's term is weighted negative / K per target of the centre that differs
+  from it, so the expected gradient is word2vec.c's: `negative` noise words per pair, skipping
+  a noise word equal to the pair's target.
+- σ is exact, where word2vec.c reads a table and clips scores at ±6.
+
+The host (NumPy, a background thread) subsamples, draws windows and noise words and forms the
+batches in a fixed order from one seeded Generator, so a seed fixes the vectors.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+from typing import Iterator, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from dlx.embeddings import vocab as vocab_lib
+from dlx.errors import DlxError
+
+CHUNK_TOKENS = 65_536  # tokens subsampled and windowed at once on the host
+PREFETCH = 8  # ready batches queued ahead of the device step
+
+
+class Batch(NamedTuple):
+    """One step's examples: inputs_NC (int32 syn0 rows averaged into h), targets_NT (int32
+    syn1 rows), noise_GK (int32 syn1 rows shared by each block of N / G examples), lr (float32
+    scalar). -1 marks an empty slot; a padding example has no targets."""
+    inputs_NC: np.ndarray
+    targets_NT: np.ndarray
+    noise_GK: np.ndarray
+    lr: np.ndarray
+
+
+def init_tables(rng: np.random.Generator, size: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(syn0_VD, syn1_VD) float32: syn0 uniform in [-0.5/dim, 0.5/dim), syn1 zeros."""
+    syn0_VD = (rng.random((size, dim), dtype=np.float32) - 0.5) / dim
+    return syn0_VD, np.zeros((size, dim), np.float32)
+
+
+def learning_rate(words_done: np.ndarray | float, total_words: int, alpha: float,
+                  min_alpha: float) -> np.ndarray:
+    """alpha decayed linearly to min_alpha as words_done goes from 0 to total_words."""
+    progress = np.asarray(words_done, dtype=np.float64) / max(total_words, 1)
+    return np.maximum(min_alpha, alpha - (alpha - min_alpha) * progress)
+
+
+def hidden(syn0_VD: jax.Array, inputs_NC: jax.Array) -> jax.Array:
+    """(N, D): the mean of each example's syn0 rows (inputs_NC; -1 = empty slot)."""
+    if inputs_NC.shape[1] == 1:
+        return syn0_VD[inputs_NC[:, 0]]
+    valid_NC = inputs_NC >= 0
+    rows_NCD = syn0_VD[jnp.where(valid_NC, inputs_NC, 0)]
+    count_N = jnp.maximum(valid_NC.sum(axis=1), 1).astype(syn0_VD.dtype)
+    return jnp.einsum("ncd,nc->nd", rows_NCD, valid_NC.astype(syn0_VD.dtype)) / count_N[:, None]
+
+
+def noise_weights(targets_NT: jax.Array, noise_GK: jax.Array, negative: int) -> jax.Array:
+    """(G, B, K): negative / K times the number of the example's targets that differ from the
+    noise word (word2vec.c skips a noise word equal to the pair's target)."""
+    groups, k = noise_GK.shape
+    targets_GBT = targets_NT.reshape(groups, -1, targets_NT.shape[1])
+    counts_GBK = jnp.sum((targets_GBT[..., None] >= 0)
+                         & (targets_GBT[..., None] != noise_GK[:, None, None, :]), axis=2)
+    return counts_GBK.astype(jnp.float32) * (negative / k)
+
+
+def sgns_loss_of_hidden(h_ND: jax.Array, syn1_VD: jax.Array, targets_NT: jax.Array,
+                        noise_GK: jax.Array, negative: int) -> jax.Array:
+    """The batch's summed negative-sampling loss given its hidden vectors h_ND."""
+    groups, _ = noise_GK.shape
+    valid_NT = targets_NT >= 0
+    pos_NT = jnp.einsum("nd,ntd->nt", h_ND, syn1_VD[jnp.where(valid_NT, targets_NT, 0)])
+    neg_GBK = jnp.einsum("gbd,gkd->gbk", h_ND.reshape(groups, -1, h_ND.shape[-1]),
+                         syn1_VD[noise_GK])
+    return (-jnp.sum(valid_NT * jax.nn.log_sigmoid(pos_NT))
+            - jnp.sum(noise_weights(targets_NT, noise_GK, negative)
+                      * jax.nn.log_sigmoid(-neg_GBK)))
+
+
+def sgns_loss(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: Batch, negative: int) -> jax.Array:
+    """The batch's summed negative-sampling loss (its lr unused)."""
+    return sgns_loss_of_hidden(hidden(syn0_VD, batch.inputs_NC), syn1_VD, batch.targets_NT,
+                               batch.noise_GK, negative)
+
+
+def sgns_update(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: Batch,
+                negative: int) -> tuple[jax.Array, jax.Array]:
+    """(syn0_VD, syn1_VD) after one SGD step on the batch: syn1 moves by -lr * the gradient of
+    `sgns_loss`, each input row by -lr * the gradient of its example's h."""
+    inputs_NC, targets_NT, noise_GK, lr = batch
+    groups, _ = noise_GK.shape
+    valid_NT = targets_NT >= 0
+    h_ND = hidden(syn0_VD, inputs_NC)
+    target_NTD = syn1_VD[jnp.where(valid_NT, targets_NT, 0)]
+    noise_GKD = syn1_VD[noise_GK]
+    # Gather before scattering into the donated tables; otherwise XLA copies them whole.
+    h_ND, target_NTD, noise_GKD, syn0_VD, syn1_VD = jax.lax.optimization_barrier(
+        (h_ND, target_NTD, noise_GKD, syn0_VD, syn1_VD))
+    dim = h_ND.shape[-1]
+    h_GBD = h_ND.reshape(groups, -1, dim)
+    pos_NT = jnp.einsum("nd,ntd->nt", h_ND, target_NTD)
+    neg_GBK = jnp.einsum("gbd,gkd->gbk", h_GBD, noise_GKD)
+    # word2vec.c's g = (label - σ(score)) * alpha, per target and per noise word.
+    g_pos_NT = lr * valid_NT * jax.nn.sigmoid(-pos_NT)
+    g_neg_GBK = -lr * noise_weights(targets_NT, noise_GK, negative) * jax.nn.sigmoid(neg_GBK)
+    dh_ND = (jnp.einsum("nt,ntd->nd", g_pos_NT, target_NTD)
+             + jnp.einsum("gbk,gkd->gbd", g_neg_GBK, noise_GKD).reshape(-1, dim))
+    d_target_NTD = g_pos_NT[:, :, None] * h_ND[:, None, :]
+    d_noise_KD = jnp.einsum("gbk,gbd->gkd", g_neg_GBK, h_GBD).reshape(-1, dim)
+    # Empty slots point past the table and are dropped.
+    size = syn1_VD.shape[0]
+    rows_M = jnp.concatenate([jnp.where(valid_NT, targets_NT, size).reshape(-1),
+                              noise_GK.reshape(-1)])
+    syn1_VD = syn1_VD.at[rows_M].add(
+        jnp.concatenate([d_target_NTD.reshape(-1, dim), d_noise_KD]), mode="drop")
+    if inputs_NC.shape[1] == 1:
+        return syn0_VD.at[inputs_NC[:, 0]].add(dh_ND), syn1_VD
+    rows_NC = jnp.where(inputs_NC >= 0, inputs_NC, size)
+    dh_NCD = jnp.broadcast_to(dh_ND[:, None, :], (*inputs_NC.shape, dim))
+    return syn0_VD.at[rows_NC].add(dh_NCD, mode="drop"), syn1_VD
+
+
+sgns_step = jax.jit(sgns_update, donate_argnums=(0, 1), static_argnames=("negative",))
+
+
+def _chunks(sentence_T: np.ndarray, chunk_tokens: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) token ranges of about chunk_tokens each, cut only between sentences."""
+    starts = np.flatnonzero(np.diff(sentence_T, prepend=-1))
+    start, size = 0, sentence_T.shape[0]
+    while start < size:
+        cut = int(np.searchsorted(starts, start + chunk_tokens))
+        stop = int(starts[cut]) if cut < starts.shape[0] else size
+        yield start, stop
+        start = stop
+
+
+def examples(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
+             rng: np.random.Generator, *, sg: bool, window: int,
+             chunk_tokens: int = CHUNK_TOKENS) -> Iterator[tuple[np.ndarray, ...]]:
+    """(inputs_NC, targets_NT, rows_N) per chunk of one epoch over the encoded corpus: the
+    subsampled centres with a context, as `Batch` rows, and their rows in ids_T."""
+    for begin, end in _chunks(sentence_T, chunk_tokens):
+        ids_t = ids_T[begin:end]
+        kept_T = vocab_lib.subsample(rng, ids_t, keep_V)
+        rows_T = np.flatnonzero(kept_T) + begin
+        ids_t, sentence_t = ids_t[kept_T], sentence_T[begin:end][kept_T]
+        windows_T = vocab_lib.dynamic_windows(rng, ids_t.shape[0], window)
+        centres_N, contexts_NC = vocab_lib.centre_contexts(sentence_t, windows_T, window)
+        centre_N1 = ids_t[centres_N][:, None]
+        context_NC = np.where(contexts_NC >= 0, ids_t[contexts_NC], -1).astype(np.int32)
+        yield ((centre_N1, context_NC) if sg else (context_NC, centre_N1)) + (rows_T[centres_N],)
+
+
+def batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
+            noise_V: np.ndarray, rng: np.random.Generator, *, sg: bool, window: int,
+            epochs: int, batch_words: int, block: int, shared_negatives: int, alpha: float,
+            min_alpha: float) -> Iterator[tuple[Batch, int]]:
+    """(batch, words_done) for every step of training on the encoded corpus (ids_T,
+    sentence_T); words_done counts corpus tokens (before subsampling) up to the batch's end."""
+    if batch_words % block:
+        raise DlxError(f"batch_words={batch_words} must be a multiple of block={block}")
+    noise_cdf_V = np.cumsum(noise_V)
+    corpus_words = ids_T.shape[0]
+    total_words = epochs * corpus_words
+    input_pad = 0 if sg else -1  # a skip-gram padding example reads row 0 and adds 0 to it
+    pending: list[tuple[np.ndarray, ...]] = []
+    pending_size = 0
+
+    def emit(final: bool) -> Iterator[tuple[Batch, int]]:
+        nonlocal pending, pending_size
+        inputs_NC, targets_NT, done_N = (np.concatenate(parts) for parts in zip(*pending))
+        start = 0
+        while pending_size - start >= batch_words or (final and start < pending_size):
+            stop = min(start + batch_words, pending_size)
+            pad = batch_words - (stop - start)
+            uniform_GK = rng.random((batch_words // block, shared_negatives))
+            noise_GK = np.searchsorted(noise_cdf_V, uniform_GK, side="right")
+            batch = Batch(
+                np.pad(inputs_NC[start:stop], ((0, pad), (0, 0)), constant_values=input_pad),
+                np.pad(targets_NT[start:stop], ((0, pad), (0, 0)), constant_values=-1),
+                np.minimum(noise_GK, noise_V.shape[0] - 1).astype(np.int32),
+                np.float32(learning_rate(done_N[start], total_words, alpha, min_alpha)))
+            yield batch, int(done_N[stop - 1]) + 1
+            start = stop
+        pending = [(inputs_NC[start:], targets_NT[start:], done_N[start:])]
+        pending_size -= start
+
+    for epoch in range(epochs):
+        for inputs_NC, targets_NT, rows_N in examples(ids_T, sentence_T, keep_V, rng, sg=sg,
+                                                      window=window):
+            pending.append((inputs_NC, targets_NT, rows_N + epoch * corpus_words))
+            pending_size += rows_N.shape[0]
+            if pending_size >= batch_words:
+                yield from emit(final=False)
+    if pending_size:
+        yield from emit(final=True)
+
+
+def prefetched(items: Iterator, depth: int = PREFETCH) -> Iterator:
+    """The items of `items`, put on the device by a background thread up to `depth` ahead."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                ready.put(jax.device_put(item))
+            ready.put(done)
+        except BaseException as error:  # re-raised in the consumer
+            ready.put(error)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # a producer blocked on a full queue needs room to see `stop`
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.01)
+
+
+def _check(sentences: Sequence[Sequence[str]], **settings: float) -> None:
+    if isinstance(sentences, str) or (len(sentences) and isinstance(sentences[0], str)):
+        raise DlxError("word2vec.train needs tokenized sentences (lists of str), got strings; "
+                       "tokenize first, e.g. [vocab.tokenize(doc) for doc in docs]")
+    for name, value in settings.items():
+        if value < 1:
+            raise DlxError(f"word2vec.train needs {name} >= 1, got {value}")
+
+
+def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100,
+          window: int = 5, negative: int = 5, min_count: int = 5, sample: float = 1e-3,
+          epochs: int = 5, alpha: float | None = None, min_alpha: float = 1e-4, seed: int = 0,
+          batch_words: int = 1024, block: int = 32, shared_negatives: int = 5,
+          ns_exponent: float = 0.75, max_vocab: int = 0,
+          progress: bool = True) -> tuple[vocab_lib.Vocab, np.ndarray]:
+    """(vocab, vectors_VD float32): word2vec vectors (syn0) of the words seen min_count times.
+
+    alpha defaults to gensim's 0.025 for skip-gram and 0.05 for CBOW. The same seed gives the
+    same vectors. batch_words, block and shared_negatives: see the module docstring.
+    """
+    _check(sentences, dim=dim, window=window, negative=negative, epochs=epochs,
+           batch_words=batch_words, block=block, shared_negatives=shared_negatives)
+    vocab = vocab_lib.Vocab.build(sentences, min_count=min_count, max_vocab=max_vocab)
+    if not len(vocab):
+        raise DlxError(f"no word occurs min_count={min_count} times in the {len(sentences)} "
+                       f"sentences; lower min_count or give more text")
+    alpha = (0.025 if sg else 0.05) if alpha is None else alpha
+    rng = np.random.default_rng(seed)
+    syn0_VD, syn1_VD = (jnp.asarray(table) for table in init_tables(rng, len(vocab), dim))
+    ids_T, sentence_T = vocab.encode_corpus(sentences)
+    steps = batches(ids_T, sentence_T, vocab_lib.keep_probabilities(vocab.counts, sample),
+                    vocab_lib.negative_distribution(vocab.counts, ns_exponent), rng, sg=sg,
+                    window=window, epochs=epochs, batch_words=batch_words, block=block,
+                    shared_negatives=shared_negatives, alpha=alpha, min_alpha=min_alpha)
+    step = functools.partial(sgns_step, negative=negative)
+    total = epochs * ids_T.shape[0]
+    with tqdm.tqdm(total=total, unit="word", unit_scale=True, disable=not progress,
+                   desc="word2vec " + ("skip-gram" if sg else "CBOW")) as bar:
+        for batch, words_done in prefetched(steps):
+            syn0_VD, syn1_VD = step(syn0_VD, syn1_VD, batch)
+            bar.update(words_done - bar.n)
+        bar.update(total - bar.n)
+    return vocab, np.asarray(syn0_VD)
