@@ -36,19 +36,21 @@ def _mlm_task(max_predictions=6, dtype=jnp.float32):
 
 def test_masks_follow_rows_not_batches():
     task, batch = _mlm_task(), _mlm_batch()
+    corrupt = jax.jit(lambda key, b: task.corrupt(key, b)[0])
     key = jax.random.PRNGKey(3)
-    whole, _ = task.corrupt(key, batch)
+    whole = corrupt(key, batch)
     order = jnp.array([5, 0, 3])
-    part, _ = task.corrupt(key, {k: v[order] for k, v in batch.items()})
+    part = corrupt(key, {k: v[order] for k, v in batch.items()})
     chex.assert_trees_all_equal(part, jax.tree.map(lambda x: x[order], whole))
-    other, _ = task.corrupt(jax.random.PRNGKey(4), batch)
+    other = corrupt(jax.random.PRNGKey(4), batch)
     assert not np.array_equal(other.mlm_mask, whole.mlm_mask)
 
 
 def test_eval_masks_are_fixed_and_train_masks_follow_the_step_rng():
     task, batch = _mlm_task(), _mlm_batch()
     params, _ = task.init(jax.random.PRNGKey(0), batch)
-    loss = lambda rng, train: task.loss(params, {}, batch, rng, train)[1][0]
+    loss = jax.jit(lambda rng, train: task.loss(params, {}, batch, rng, train)[1][0],
+                   static_argnums=1)
     chex.assert_trees_all_equal(loss(jax.random.PRNGKey(1), False),
                                 loss(jax.random.PRNGKey(2), False))
     first, second = loss(jax.random.PRNGKey(1), True), loss(jax.random.PRNGKey(2), True)
@@ -58,8 +60,9 @@ def test_eval_masks_are_fixed_and_train_masks_follow_the_step_rng():
 def test_masked_loss_equals_a_dense_reference():
     task, batch = _mlm_task(max_predictions=SEQ), _mlm_batch()
     params, _ = task.init(jax.random.PRNGKey(0), batch)
-    loss, (sums, _) = task.loss(params, {}, batch, jax.random.PRNGKey(1), train=False)
-    masked, _ = task.corrupt(jax.random.PRNGKey(tasks.EVAL_MASK_SEED), batch)
+    loss, (sums, _) = jax.jit(lambda p: task.loss(p, {}, batch, jax.random.PRNGKey(1),
+                                                  train=False))(params)
+    masked, _ = jax.jit(task.corrupt)(jax.random.PRNGKey(tasks.EVAL_MASK_SEED), batch)
     logits_BTV = task.model.apply({"params": params}, masked.input_ids, batch["attention_mask"],
                                   batch["segment_ids"]).logits
     nll_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, masked.labels)
@@ -71,12 +74,11 @@ def test_masked_loss_equals_a_dense_reference():
 def test_padded_eval_rows_predict_nothing():
     task, batch = _mlm_task(), _mlm_batch()
     params, _ = task.init(jax.random.PRNGKey(0), batch)
-    _, (full, _) = task.loss(params, {}, batch, jax.random.PRNGKey(1), train=False)
+    sums = jax.jit(lambda b: task.loss(params, {}, b, jax.random.PRNGKey(1), train=False)[1][0])
+    full = sums(batch)
     real_B = jnp.arange(len(batch["row"])) < 4
-    _, (head, _) = task.loss(params, {}, {**batch, "mask": real_B}, jax.random.PRNGKey(1),
-                             train=False)
-    _, (first, _) = task.loss(params, {}, {k: v[:4] for k, v in batch.items()},
-                              jax.random.PRNGKey(1), train=False)
+    head = sums({**batch, "mask": real_B})
+    first = sums({k: v[:4] for k, v in batch.items()})
     chex.assert_trees_all_close(head, first, rtol=1e-6)
     assert float(head["count"]) < float(full["count"])
 
@@ -90,23 +92,29 @@ def test_gradient_is_the_mean_over_all_masked_tokens_of_the_global_batch():
     rng = jax.random.PRNGKey(7)
     micro = steps.micro_batches(batch, 2)
 
-    def global_mean(p):
-        sums = [task.loss(p, {}, jax.tree.map(lambda x: x[i], micro),
+    def micro_sums(p):
+        return [task.loss(p, {}, jax.tree.map(lambda x: x[i], micro),
                           jax.random.fold_in(rng, i), True)[1][0] for i in range(2)]
-        counts = [s["count"] for s in sums]
-        assert float(counts[0]) != float(counts[1])
-        return (sums[0]["loss"] + sums[1]["loss"]) / (counts[0] + counts[1])
 
-    grads, sums, _ = steps.gradients(state, batch, rng, task=task, accumulate_steps=2)
-    chex.assert_trees_all_close(grads, jax.grad(global_mean)(params), rtol=1e-4, atol=1e-7)
+    def global_mean(p):
+        first, second = micro_sums(p)
+        return (first["loss"] + second["loss"]) / (first["count"] + second["count"])
+
+    counts = [float(s["count"]) for s in jax.jit(micro_sums)(params)]
+    assert counts[0] != counts[1]
+
+    grads, sums, _ = jax.jit(lambda s: steps.gradients(s, batch, rng, task=task,
+                                                       accumulate_steps=2))(state)
+    chex.assert_trees_all_close(grads, jax.jit(jax.grad(global_mean))(params), rtol=1e-4,
+                                atol=1e-7)
 
 
 def test_bf16_masked_lm_loss_is_finite():
     task, batch = _mlm_task(dtype=jnp.bfloat16), _mlm_batch()
     params, _ = task.init(jax.random.PRNGKey(0), batch)
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
-    loss, grads = jax.value_and_grad(
-        lambda p: task.loss(p, {}, batch, jax.random.PRNGKey(1), True)[0])(params)
+    loss, grads = jax.jit(jax.value_and_grad(
+        lambda p: task.loss(p, {}, batch, jax.random.PRNGKey(1), True)[0]))(params)
     assert np.isfinite(float(loss))
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
 
@@ -118,7 +126,8 @@ def test_causal_loss_predicts_the_next_real_token():
     batch = {k: jnp.asarray(v) for k, v in rows.items()}
     task = tasks.CausalLM(model)
     params, _ = task.init(jax.random.PRNGKey(0), batch)
-    loss, (sums, _) = task.loss(params, {}, batch, jax.random.PRNGKey(1), train=False)
+    loss, (sums, _) = jax.jit(lambda p: task.loss(p, {}, batch, jax.random.PRNGKey(1),
+                                                  train=False))(params)
     logits = model.apply({"params": params}, batch["input_ids"], batch["attention_mask"])
     nll = optax.softmax_cross_entropy_with_integer_labels(logits[:, :-1],
                                                           batch["input_ids"][:, 1:])
