@@ -1,10 +1,11 @@
 """Tasks turn a model into the pure functions the trainer needs; the trainer never sees the model.
 
 A task's `loss(params, batch_stats, batch, rng, train)` returns `(loss, (sums, new_batch_stats))`:
-`loss` is the mean over the examples (or predicted tokens) it saw and `sums` holds metric sums with
-`loss` (their summed loss, what the trainer differentiates) and `count` (what it divides by, summed
-over devices and micro-batches first), so means are global on any number of devices. A task's
-`summarize(sums)` turns host-side sums into the means that are logged.
+`loss` is the mean over the examples (or predicted tokens) it saw (what is differentiated) and
+`sums` holds metric sums plus `count`, the number of those examples: the trainer weights each
+part's gradient by its count and the host divides global sums by global counts, so means are
+global on any number of devices and micro-batches. A task's `summarize(sums)` turns host-side
+sums into the means that are logged.
 
 Tasks: `Classification` (softmax over classes), `MaskedLM` (BERT's masked-token prediction) and
 `CausalLM` (next-token prediction); `build` picks one from `model.name`.

@@ -28,21 +28,24 @@ def gradients(state: TrainState, batch, rng: jax.Array, *, task, accumulate_step
               axis_name: str | None = None):
     """(loss gradients, metric sums, new batch_stats) over `batch`, summed across devices under pmap.
 
-    The gradient is that of `sums["loss"]` (the loss summed over the batch's weighted examples or
-    tokens) divided by the global `sums["count"]`: the mean over every example of the global batch,
-    exact however the examples (e.g. masked tokens) fall on devices and micro-batches.
+    The gradient is that of the mean loss over every example (or predicted token) of the global
+    batch: each part's mean-loss gradient is weighted by its `sums["count"]` and the total divided
+    by the global count, exact however the examples (e.g. masked tokens) fall on devices and
+    micro-batches. A single part is its own global batch, so its gradient is used as it is.
 
     With `accumulate_steps` = k > 1 the batch is cut into k equal micro-batches scanned one after
-    another (peak memory of one micro-batch) and their summed gradients are added. BatchNorm
-    statistics are carried from one micro-batch to the next.
+    another (peak memory of one micro-batch). BatchNorm statistics are carried from one
+    micro-batch to the next.
     """
-    def summed_loss(params, batch_stats, micro, key):
-        _, (sums, new_batch_stats) = task.loss(params, batch_stats, micro, key, train=True)
-        return sums["loss"], (sums, new_batch_stats)
-
-    grad_fn = jax.value_and_grad(summed_loss, has_aux=True)
+    grad_fn = jax.value_and_grad(
+        lambda params, batch_stats, micro, key: task.loss(params, batch_stats, micro, key,
+                                                          train=True), has_aux=True)
+    weight = lambda grads, sums: jax.tree.map(lambda g: g * sums["count"], grads)
     if accumulate_steps == 1:
         (_, (sums, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch, rng)
+        if axis_name is None:
+            return grads, sums, batch_stats
+        grads = weight(grads, sums)
     else:
         micro = micro_batches(batch, accumulate_steps)
 
@@ -52,7 +55,7 @@ def gradients(state: TrainState, batch, rng: jax.Array, *, task, accumulate_step
             (_, (sums, batch_stats)), grads = grad_fn(state.params, batch_stats, micro_batch,
                                                       jax.random.fold_in(rng, index))
             add = lambda a, b: jax.tree.map(jnp.add, a, b)
-            return (add(grads_sum, grads), add(sums_total, sums), batch_stats), None
+            return (add(grads_sum, weight(grads, sums)), add(sums_total, sums), batch_stats), None
 
         first = jax.tree.map(lambda x: x[0], micro)
         (_, (sums_shape, _)), grads_shape = jax.eval_shape(grad_fn, state.params,
