@@ -1,4 +1,4 @@
-"""KeyedVectors: queries equal gensim's, word2vec files go both ways, malformed files fail clearly."""
+"""KeyedVectors: queries equal gensim's, word2vec files go both ways, bad files fail clearly."""
 
 from __future__ import annotations
 

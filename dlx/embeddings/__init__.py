@@ -1,1 +1,1 @@
-"""Word vectors: vocabularies, count-based and trained embeddings, keyed vectors, evaluation, WMD."""
+"""Word vectors: vocabularies, count-based and trained embeddings, evaluation, WMD."""

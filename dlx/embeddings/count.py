@@ -81,8 +81,8 @@ def cooccurrence(id_sentences: Iterable[np.ndarray], vocab_size: int, window: in
 
 def ppmi(counts: scipy.sparse.spmatrix, alpha: float = 0.75,
          shift: float = 0.0) -> scipy.sparse.csr_matrix:
-    """(V, C) float64 max(PMI - shift, 0) of (V, C) counts, with the context distribution raised
-    to `alpha` (Levy et al. 2015); `shift` = log k gives the shifted PPMI of SGNS with k negatives."""
+    """(V, C) float64 max(PMI - shift, 0) of (V, C) counts, the context distribution raised to
+    `alpha` (Levy et al. 2015); `shift` = log k gives the shifted PPMI of SGNS with k negatives."""
     if alpha <= 0:
         raise DlxError(f"alpha={alpha} must be positive (0.75 smooths, 1 gives plain PMI)")
     counts = scipy.sparse.csr_matrix(counts, dtype=np.float64)

@@ -156,7 +156,8 @@ class KeyedVectors:
                      negative: Term | Sequence[Term] | None = None, topn: int = 10,
                      restrict_vocab: int | None = None) -> list[tuple[str, float]]:
         """(word, cosine) of the `topn` words nearest the normalised weighted mean of the unit
-        vectors of `positive` minus `negative` (3CosAdd); the query words are left out."""
+        vectors of `positive` minus `negative` (3CosAdd); the query words are left out. Raw
+        vectors are normalised too (gensim adds them as they are, which matters only in a mix)."""
         positive, negative = _as_list(positive), _as_list(negative)
         if not positive and not negative:
             raise DlxError("most_similar needs at least one positive or negative word")
