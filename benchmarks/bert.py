@@ -155,6 +155,21 @@ def hf_step(model: transformers.BertForMaskedLM, batch: dict[str, np.ndarray],
     return step
 
 
+def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
+    """Rounds and the model and batch shapes, shared with `bert_keras.py`."""
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--vocab", type=int, default=30522)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--intermediate", type=int, default=1024)
+    parser.add_argument("--max-positions", type=int, default=512)
+    parser.add_argument("--max-predictions", type=int, default=20)
+
+
 class _CompileTimeout(Exception):
     pass
 
@@ -178,17 +193,7 @@ def first_call(step: Callable[[], float], timeout_s: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     """Parses flags, builds the steps on the same weights and batch, emits one line per peer."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--vocab", type=int, default=30522)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--intermediate", type=int, default=1024)
-    parser.add_argument("--max-positions", type=int, default=512)
-    parser.add_argument("--max-predictions", type=int, default=20)
+    add_shape_arguments(parser)
     parser.add_argument("--compile-timeout", type=int, default=180,
                         help="seconds allowed for torch.compile's first step")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile peer")

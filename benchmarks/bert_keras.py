@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from bert import LR, WEIGHT_DECAY, dlx_step, mlm_batch  # noqa: E402
+from bert import LR, WEIGHT_DECAY, add_shape_arguments, dlx_step, mlm_batch  # noqa: E402
 from harness import comparison, emit, interleaved_medians  # noqa: E402
 
 from dlx.nn.bert import BertConfig, BertForMaskedLM  # noqa: E402
@@ -65,17 +65,7 @@ def keras_step(batch: dict[str, np.ndarray], vocab: int, hidden: int, layers: in
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--vocab", type=int, default=30522)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--intermediate", type=int, default=1024)
-    parser.add_argument("--max-positions", type=int, default=512)
-    parser.add_argument("--max-predictions", type=int, default=20)
+    add_shape_arguments(parser)
     args = parser.parse_args(argv)
 
     batch = mlm_batch(args.vocab, args.batch, args.seq, args.max_predictions)

@@ -32,7 +32,7 @@ Augment = Callable[[jax.Array, jax.Array], jax.Array]
 EXTRA_INPUTS = ("lengths",)
 AUGMENT_STREAM = 1  # `fold_in(rng, AUGMENT_STREAM)` seeds augmentation; dropout keeps `rng`.
 MASK_STREAM = 2  # `fold_in(rng, MASK_STREAM)` seeds MLM masking in training steps.
-EVAL_MASK_SEED = 0  # Evaluation masks row i with `fold_in(PRNGKey(EVAL_MASK_SEED), i)`, whatever the run.
+EVAL_MASK_SEED = 0  # Evaluation masks row i with `fold_in(PRNGKey(EVAL_MASK_SEED), i)` in any run.
 
 
 def model_inputs(batch: Batch) -> tuple[jax.Array, ...]:
