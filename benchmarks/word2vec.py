@@ -1,0 +1,203 @@
+"""dlx word2vec vs gensim 4's `Word2Vec` on CPU: training words/s and vector quality side by side.
+
+Both train on the same token lists (each document through `dlx.embeddings.vocab.tokenize`, cut
+into pieces of at most 10,000 tokens, the longest sentence gensim trains on whole) with the same
+hyperparameters: 100 dims, window 5, 5 negative samples, min_count 5, sample 1e-3, 5 epochs,
+and a learning rate decaying linearly from alpha to 1e-4. alpha defaults to word2vec.c's
+(and dlx's) 0.025 for skip-gram and 0.05 for CBOW, given to gensim too (its own default is 0.025
+for both). The default corpus is gensim's shortened English Wikipedia dump and its Lee corpus
+(`dlx.data.text`).
+
+Speed is training words/s: the corpus's tokens (before min_count and subsampling) times epochs
+over the wall seconds of one whole training call. For gensim that is `Word2Vec(sentences, ...)`:
+vocabulary build and training on `--workers` threads. For dlx it is `word2vec.train`: vocabulary
+build, encoding, jit compilation (the caches are cleared before each run, so every run compiles
+as a first run in a fresh process does) and training. Rounds alternate dlx and gensim, each run
+seeded with its round number; the speeds are medians over rounds. `dlx_warm` is one more dlx
+run with the compiled step still cached (what a second `train` in the same process costs).
+
+Quality comes from each run's vectors through `dlx.embeddings.evaluate`, for both libraries
+(gensim's as a dlx `KeyedVectors` of `wv.index_to_key` and `wv.vectors`), as means over rounds:
+WordSim-353 and SimLex-999 Spearman correlations, Google analogy accuracy (3CosAdd over the
+300,000 most frequent words, gensim's `restrict_vocab`), and for each set the fraction of pairs
+or questions skipped as out of vocabulary. One JSON line per model (`benchmarks/harness.py`);
+ratio = dlx words/s over gensim's.
+
+    python benchmarks/word2vec.py                    # sgns and cbow, enwiki + Lee, 3 rounds
+    python benchmarks/word2vec.py --models cbow --epochs 1 --rounds 5 --workers 1
+    python benchmarks/word2vec.py --quick            # 30 Lee stories, 1 epoch: checks that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import pathlib
+import statistics
+import sys
+import time
+from typing import Callable, NamedTuple
+
+import gensim
+import jax
+import numpy as np
+from gensim.models import Word2Vec
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from harness import comparison, emit, interleaved_medians  # noqa: E402
+
+from dlx.data import text  # noqa: E402
+from dlx.embeddings import evaluate, word2vec  # noqa: E402
+from dlx.embeddings.vectors import KeyedVectors  # noqa: E402
+from dlx.embeddings.vocab import tokenize  # noqa: E402
+
+MAX_SENTENCE = 10_000  # gensim's MAX_WORDS_IN_BATCH: it drops the rest of a longer sentence
+CORPORA = {"gensim_enwiki,gensim_lee": lambda: text.gensim_enwiki() + text.gensim_lee(),
+           "gensim_lee": text.gensim_lee}
+QUALITY_DIGITS = 4
+
+# (sentences, seed) -> (words, vectors_VD), words by descending frequency.
+Trainer = Callable[[list[list[str]], int], tuple[list[str], np.ndarray]]
+
+
+class Contest(NamedTuple):
+    """One model trained both ways: the peer's name, the shared hyperparameters, and how dlx and
+    the peer train it."""
+    peer_name: str
+    hyperparameters: dict
+    dlx: Trainer
+    peer: Trainer
+
+
+def sentences(corpus: str, documents: int = 0) -> list[list[str]]:
+    """The tokens of the first `documents` documents (0: all) of `corpus`, in pieces of at most
+    MAX_SENTENCE tokens."""
+    texts = CORPORA[corpus]()
+    pieces = []
+    for document in texts[:documents or len(texts)]:
+        tokens = tokenize(document)
+        pieces += [tokens[i:i + MAX_SENTENCE] for i in range(0, len(tokens), MAX_SENTENCE)]
+    return pieces
+
+
+def word2vec_contest(args: argparse.Namespace, *, sg: bool) -> Contest:
+    """Skip-gram (sg) or CBOW with negative sampling in dlx and in gensim, same settings."""
+    hyper = {"sg": sg, "dim": args.dim, "window": args.window, "negative": args.negative,
+             "min_count": args.min_count, "sample": args.sample, "epochs": args.epochs,
+             "alpha": args.alpha or (0.025 if sg else 0.05), "min_alpha": 1e-4}
+
+    def dlx(tokens: list[list[str]], seed: int) -> tuple[list[str], np.ndarray]:
+        vocab, vectors_VD = word2vec.train(tokens, **hyper, seed=seed, progress=False)
+        return list(vocab.words), vectors_VD
+
+    def peer(tokens: list[list[str]], seed: int) -> tuple[list[str], np.ndarray]:
+        model = Word2Vec(tokens, sg=int(sg), vector_size=args.dim, window=args.window,
+                         negative=args.negative, min_count=args.min_count, sample=args.sample,
+                         epochs=args.epochs, alpha=hyper["alpha"], min_alpha=hyper["min_alpha"],
+                         workers=args.workers, seed=seed)
+        return list(model.wv.index_to_key), model.wv.vectors
+
+    return Contest(f"gensim-{gensim.__version__}-Word2Vec", hyper, dlx, peer)
+
+
+# --models: name -> its contest. Further models (fastText skip-gram against gensim's FastText,
+# GloVe against PPMI-SVD) join here as dlx gains them.
+MODELS: dict[str, Callable[[argparse.Namespace], Contest]] = {
+    "sgns": functools.partial(word2vec_contest, sg=True),
+    "cbow": functools.partial(word2vec_contest, sg=False),
+}
+
+
+def quality(words: list[str], vectors_VD: np.ndarray) -> dict[str, float]:
+    """WordSim-353 and SimLex-999 Spearman, Google analogy accuracy, and each set's OOV ratio."""
+    scores = evaluate.evaluate_all(KeyedVectors(words, vectors_VD))
+    return {"wordsim353": scores["wordsim353"]["spearman"],
+            "simlex999": scores["simlex999"]["spearman"],
+            "analogy": scores["analogies"]["accuracy"],
+            "wordsim353_oov": scores["wordsim353"]["oov_ratio"],
+            "simlex999_oov": scores["simlex999"]["oov_ratio"],
+            "analogy_oov": scores["analogies"]["oov_ratio"]}
+
+
+def mean_quality(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's mean over runs."""
+    return {key: round(statistics.fmean(run[key] for run in runs), QUALITY_DIGITS)
+            for key in runs[0]}
+
+
+def compete(contest: Contest, tokens: list[list[str]], rounds: int,
+            warm: bool) -> tuple[dict[str, float], dict[str, list]]:
+    """(median seconds of "dlx" and "peer", plus "dlx_warm" if `warm`; each side's runs'
+    (words, vectors)): `rounds` rounds of a cold dlx run then a peer run, seed = round."""
+    runs: dict[str, list] = {"dlx": [], "peer": []}
+
+    def cold_dlx() -> None:
+        jax.clear_caches()
+        runs["dlx"].append(contest.dlx(tokens, len(runs["dlx"])))
+
+    def peer() -> None:
+        runs["peer"].append(contest.peer(tokens, len(runs["peer"])))
+
+    seconds = interleaved_medians({"dlx": cold_dlx, "peer": peer}, warmup=0, rounds=rounds,
+                                  calls_per_round=1)
+    if warm:
+        start = time.perf_counter()
+        contest.dlx(tokens, rounds)
+        seconds["dlx_warm"] = time.perf_counter() - start
+    return seconds, runs
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parses flags, loads the corpus once and emits one comparison line per model."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["sgns", "cbow"], choices=list(MODELS))
+    parser.add_argument("--corpus", choices=list(CORPORA), default="gensim_enwiki,gensim_lee")
+    parser.add_argument("--documents", type=int, default=0,
+                        help="only the corpus's first documents (0: all)")
+    parser.add_argument("--dim", type=int, default=100)
+    parser.add_argument("--window", type=int, default=5)
+    parser.add_argument("--negative", type=int, default=5)
+    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--sample", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="starting learning rate (default: 0.025 skip-gram, 0.05 CBOW)")
+    parser.add_argument("--workers", type=int, default=2, help="gensim's training threads")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-warm", action="store_true",
+                        help="skip the extra dlx run with the compiled step cached")
+    parser.add_argument("--quick", action="store_true",
+                        help="30 Lee stories, min_count 1, 1 epoch, 1 round: checks that it runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.corpus, args.documents, args.min_count = "gensim_lee", 30, 1
+        args.epochs, args.rounds = 1, 1
+    tokens = sentences(args.corpus, args.documents)
+    corpus_words = sum(map(len, tokens))
+    jax.devices()  # backend start-up is no part of the first run
+    for name in args.models:
+        contest = MODELS[name](args)
+        seconds, runs = compete(contest, tokens, args.rounds, warm=not args.no_warm)
+        trained = corpus_words * args.epochs
+        extra = {}
+        if "dlx_warm" in seconds:
+            extra = {"dlx_warm": round(trained / seconds["dlx_warm"], 2),
+                     "ratio_warm": round(seconds["peer"] / seconds["dlx_warm"], 3)}
+        emit(comparison(
+            f"word2vec-{name}-vs-gensim", trained / seconds["dlx"], trained / seconds["peer"],
+            "words/s", **extra, peer_name=contest.peer_name,
+            dlx_quality=mean_quality([quality(*run) for run in runs["dlx"]]),
+            peer_quality=mean_quality([quality(*run) for run in runs["peer"]]),
+            dlx_vocab=len(runs["dlx"][0][0]), peer_vocab=len(runs["peer"][0][0]),
+            hyperparameters=contest.hyperparameters, workers=args.workers, corpus=args.corpus,
+            documents=args.documents, sentences=len(tokens), corpus_words=corpus_words,
+            rounds=args.rounds, dlx_s=round(seconds["dlx"], 3),
+            peer_s=round(seconds["peer"], 3), backend=jax.default_backend(),
+            load_1min=round(os.getloadavg()[0], 2)))
+
+
+if __name__ == "__main__":
+    main()
