@@ -70,6 +70,21 @@ def test_sinkhorn_approaches_exact_as_epsilon_shrinks(lee: tuple) -> None:
     assert means[0] > 0.2, "at epsilon=0.5 the blurred plan should cost much more"
 
 
+def test_sinkhorn_far_below_float32_underflow_and_either_way_round(lee: tuple) -> None:
+    """exp(-C/eps) is 0 in float32 once C > 87 eps: at eps = 0.002 most of the kernel of unit
+    vectors (costs up to ~1.5) underflows unless the scalings are absorbed into it stage by
+    stage. Raw vectors (norms up to 3.7) start the stages from their own scale. Giving each
+    pair the other way round changes nothing."""
+    kv, documents = lee
+    docs_a, docs_b = documents[0:16:2], documents[1:16:2]
+    for epsilon, norm in ((0.002, True), (0.01, False)):
+        exact_P = np.array([wmd_exact(kv, a, b, norm=norm) for a, b in zip(docs_a, docs_b)])
+        sinkhorn_P = wmd_sinkhorn(kv, docs_a, docs_b, epsilon=epsilon, norm=norm)
+        assert np.all(np.abs(sinkhorn_P - exact_P) < 0.02 * exact_P), (sinkhorn_P, exact_P)
+        swapped_P = wmd_sinkhorn(kv, docs_b, docs_a, epsilon=epsilon, norm=norm)
+        np.testing.assert_allclose(swapped_P, sinkhorn_P, rtol=1e-6)
+
+
 def test_sinkhorn_of_identical_documents_is_near_zero(lee: tuple) -> None:
     kv, documents = lee
     costs_P = wmd_sinkhorn(kv, documents[:4], [d[::-1] for d in documents[:4]])
