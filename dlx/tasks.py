@@ -71,12 +71,8 @@ class Classification:
         logits_BC, updates = out if mutable else (out, {})
         where_B = batch.get("mask")
         real_B = jnp.ones(batch["y"].shape, bool) if where_B is None else where_B
-        count = real_B.sum()
-        loss_sum = losses.cross_entropy_sum(logits_BC, batch["y"], real_B)
-        correct = jnp.where(real_B, logits_BC.argmax(-1) == batch["y"], False).sum()
-        sums = {"loss": loss_sum, "correct": correct.astype(jnp.float32),
-                "count": count.astype(jnp.float32)}
-        return loss_sum / jnp.maximum(count, 1), (sums, updates.get("batch_stats", batch_stats))
+        loss, sums = _prediction_sums(logits_BC, batch["y"], real_B)
+        return loss, (sums, updates.get("batch_stats", batch_stats))
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         return summarize(sums)
@@ -94,8 +90,9 @@ def summarize_lm(sums: dict[str, float]) -> dict[str, float]:
     return {**means, "perplexity": math.exp(min(means["loss"], 700.0))}
 
 
-def _token_sums(logits_BXV: jax.Array, labels_BX: jax.Array, weights_BX: jax.Array):
-    """(mean loss, sums) of next-token or masked-token predictions where `weights_BX` is True."""
+def _prediction_sums(logits_BXV: jax.Array, labels_BX: jax.Array, weights_BX: jax.Array):
+    """(mean cross-entropy, sums `loss`, `correct`, `count`) of the predictions (rows, masked or
+    next tokens) where `weights_BX` is True."""
     vocab = logits_BXV.shape[-1]
     loss_sum = losses.cross_entropy_sum(logits_BXV.reshape(-1, vocab), labels_BX.reshape(-1),
                                         weights_BX.reshape(-1))
@@ -161,7 +158,7 @@ class MaskedLM:
                                       batch["attention_mask"], batch["segment_ids"],
                                       predictions.positions, train=train,
                                       rngs={"dropout": rng}).logits
-        loss, sums = _token_sums(logits_BPV, predictions.labels, predictions.weights)
+        loss, sums = _prediction_sums(logits_BPV, predictions.labels, predictions.weights)
         return loss, (sums, batch_stats)
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
@@ -188,7 +185,7 @@ class CausalLM:
         logits_BTV = self.model.apply({"params": params}, batch["input_ids"],
                                       batch["attention_mask"], train=train,
                                       rngs={"dropout": rng})
-        loss, sums = _token_sums(logits_BTV[:, :-1], batch["input_ids"][:, 1:], real_BT[:, 1:])
+        loss, sums = _prediction_sums(logits_BTV[:, :-1], batch["input_ids"][:, 1:], real_BT[:, 1:])
         return loss, (sums, batch_stats)
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:

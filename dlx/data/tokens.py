@@ -113,9 +113,7 @@ def load(data_config: ml_collections.ConfigDict) -> Splits:
                                 _predicted(splits["test"], data_config.packing, specials),
                                 vocab_size, excluded)
     metadata = {"vocab_size": vocab_size, "special_ids": ids._asdict(), "tokenizer": directory,
-                "baseline": {"unigram": baseline},
-                "tokens": {name: int(rows["attention_mask"].sum())
-                           for name, rows in splits.items()}}
+                "baseline": {"unigram": baseline}}
     return Splits(train=splits["train"], test=splits["test"], num_classes=vocab_size,
                   metadata=metadata)
 
