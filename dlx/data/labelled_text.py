@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copyreg
 import dataclasses
-import glob
 import io
 import pathlib
 import pickle
@@ -35,7 +34,8 @@ from typing import Sequence
 import ml_collections
 import numpy as np
 
-from dlx.data.text import SPLIT_SEED, _gensim_file
+from dlx import config as config_lib
+from dlx.data.text import SPLIT_SEED, _gensim_file, text_files
 from dlx.errors import DlxError
 
 POLARITY_FILE = "pang_lee_polarity.cor"
@@ -150,24 +150,11 @@ def newsgroups() -> Examples:
     return [text for text, _ in kept], np.asarray([label for _, label in kept], np.int32), names
 
 
-def _paths(pattern: str, key: str) -> list[str]:
-    paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-    if not paths or not all(pathlib.Path(path).is_file() for path in paths):
-        raise DlxError(f"{key}: no text file at {pattern!r}; expected paths or globs of UTF-8 "
-                       f"text files, one label<TAB>text example per line")
-    return paths
-
-
 def read_tsv(patterns: Sequence[str], key: str = "data.files") -> Examples:
     """The `label<TAB>text` examples of each file matched by `patterns` (paths or globs), label
     ids in sorted label order; errors name `key`, where the patterns came from."""
     texts, names = [], []
-    for path in (path for pattern in patterns for path in _paths(pattern, key)):
-        try:
-            content = pathlib.Path(path).read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise DlxError(f"{key}: {path} is not UTF-8 text ({e.reason} at byte "
-                           f"{e.start})") from None
+    for path, content in text_files(patterns, key, "one label<TAB>text example per line"):
         for number, line in enumerate(content.split("\n"), 1):
             if not line.strip():
                 continue
@@ -198,7 +185,7 @@ def examples(name: str, files: str = "") -> Examples:
     if name in NAMED_SETS:
         return NAMED_SETS[name]()
     if name == "files":
-        patterns = [p.strip() for p in str(files).split(",") if p.strip()]
+        patterns = config_lib.names(str(files))
         if not patterns:
             raise DlxError("data.corpus='files' needs data.files, comma-separated paths or globs "
                            "of label<TAB>text files")

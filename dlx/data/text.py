@@ -22,11 +22,12 @@ import dataclasses
 import glob
 import pathlib
 import re
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import ml_collections
 import numpy as np
 
+from dlx import config as config_lib
 from dlx.errors import DlxError
 
 # Held-out documents are drawn with this fixed seed, so changing `config.seed` never moves them.
@@ -87,22 +88,28 @@ def gensim_enwiki() -> list[str]:
     return [text for text in articles if len(text.split()) >= ARTICLE_MIN_WORDS]
 
 
-def read_files(patterns: Sequence[str], key: str = "data.files") -> list[str]:
-    """One document per non-empty line of each file matched by `patterns` (paths or globs);
-    errors name `key`, where the patterns came from."""
-    documents = []
+def text_files(patterns: Sequence[str], key: str, layout: str) -> Iterator[tuple[str, str]]:
+    """(path, UTF-8 content) of each file matched by `patterns` (paths or globs), in order;
+    errors name `key`, where the patterns came from, and the expected `layout` of a line."""
     for pattern in patterns:
         paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not paths or not all(pathlib.Path(path).is_file() for path in paths):
             raise DlxError(f"{key}: no text file at {pattern!r}; expected paths or globs of "
-                           f"UTF-8 text files, one document per line")
+                           f"UTF-8 text files, {layout}")
         for path in paths:
             try:
-                documents += _lines(pathlib.Path(path).read_text(encoding="utf-8"))
+                content = pathlib.Path(path).read_text(encoding="utf-8")
             except UnicodeDecodeError as e:
                 raise DlxError(f"{key}: {path} is not UTF-8 text ({e.reason} at byte "
                                f"{e.start})") from None
-    return documents
+            yield path, content
+
+
+def read_files(patterns: Sequence[str], key: str = "data.files") -> list[str]:
+    """One document per non-empty line of each file matched by `patterns` (paths or globs);
+    errors name `key`, where the patterns came from."""
+    return [line for _, content in text_files(patterns, key, "one document per line")
+            for line in _lines(content)]
 
 
 def hub(path: str, subset: str = "", text_column: str = "text", cache_dir: str = "") -> list[str]:
@@ -149,13 +156,13 @@ def documents(data_config: ml_collections.ConfigDict) -> list[str]:
     """The documents of the corpus named by `data.corpus` (see the module docstring); named
     corpora may be joined with commas, e.g. `gensim_enwiki,gensim_lee`."""
     corpus = data_config.corpus
-    names = [name.strip() for name in corpus.split(",")]
+    names = config_lib.names(corpus)
     if len(names) > 1 and all(name in NAMED_CORPORA for name in names):
         return [doc for name in names for doc in NAMED_CORPORA[name]()]
     if corpus in NAMED_CORPORA:
         return NAMED_CORPORA[corpus]()
     if corpus == "files":
-        patterns = [p.strip() for p in str(data_config.files).split(",") if p.strip()]
+        patterns = config_lib.names(str(data_config.files))
         if not patterns:
             raise DlxError("data.corpus='files' needs data.files, comma-separated paths or globs")
         return _nonempty(read_files(patterns), f"data.files={data_config.files!r}")
