@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from typing import Iterable, Sequence, Union
 
 import numpy as np
 
 from dlx.errors import DlxError
+from dlx.train.outputs import write_atomic
 
 METRICS = ("cosine", "euclidean")
 ANALOGY_METHODS = ("add", "mul")
@@ -237,21 +237,14 @@ class KeyedVectors:
         path = pathlib.Path(path)
         if not path.parent.is_dir():
             raise DlxError(f"{path}: the folder {path.parent} does not exist")
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(f"{len(self)} {self.vector_size}\n".encode())
-                little_endian_VD = self.vectors_VD.astype("<f4")
-                for word, vector_D in zip(self.words, little_endian_VD):
-                    if binary:
-                        out.write(word.encode() + b" " + vector_D.tobytes())
-                    else:
-                        values = " ".join(str(value) for value in vector_D)
-                        out.write(f"{word} {values}\n".encode())
-            os.replace(temp, path)
-        except BaseException:
-            os.unlink(temp)
-            raise
+        records = [f"{len(self)} {self.vector_size}\n".encode()]
+        for word, vector_D in zip(self.words, self.vectors_VD.astype("<f4")):
+            if binary:
+                records.append(word.encode() + b" " + vector_D.tobytes())
+            else:
+                values = " ".join(str(value) for value in vector_D)
+                records.append(f"{word} {values}\n".encode())
+        write_atomic(path, b"".join(records))
 
     @classmethod
     def load_word2vec_format(cls, path: str | os.PathLike, binary: bool = False,
