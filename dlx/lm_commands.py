@@ -15,21 +15,28 @@ from dlx.errors import DlxError
 from dlx.train import loop
 
 
+def _restore(config: ml_collections.ConfigDict, workdir: str, task_type: type, command: str,
+             model_name: str):
+    """(run, step, host params) of `workdir`'s newest checkpoint; its task must be `task_type`."""
+    run, step, state = loop.restore_latest(config, workdir)
+    if not isinstance(run.task, task_type):
+        raise DlxError(f"dlx {command} (model.name={model_name!r}); {config.name} trains "
+                       f"model.name={config.model.name!r}")
+    return run, step, jax.device_get(run.runner.saveable_state(state).params)
+
+
 def generate_text(config: ml_collections.ConfigDict, workdir: str, prompt: str,
                   max_new_tokens: int, temperature: float, top_k: int, seed: int) -> str:
     """The prompt and its continuation by the causal LM of `workdir`'s newest checkpoint, decoded;
     generation ends at the end-of-text token ([SEP]) or after `max_new_tokens`."""
-    run, _, state = loop.restore_latest(config, workdir)
-    if not isinstance(run.task, tasks.CausalLM):
-        raise DlxError(f"dlx generate needs a causal language model (model.name='gpt'); "
-                       f"{config.name} trains model.name={config.model.name!r}")
+    run, _, params = _restore(config, workdir, tasks.CausalLM,
+                              "generate needs a causal language model", "gpt")
     tokenizer = tokenizer_lib.load(run.splits.metadata["tokenizer"])
     ids = tokenizer_lib.special_ids(tokenizer)
     prompt_ids = tokenizer_lib.encode(tokenizer, [prompt])[0]
     if not len(prompt_ids):
         raise DlxError(f"--prompt {prompt!r} encodes to no tokens; give some text")
     model = run.task.model
-    params = jax.device_get(run.runner.saveable_state(state).params)
     out = generate_lib.generate(
         lambda p, ids_1T, mask_1T: model.apply({"params": p}, ids_1T, mask_1T), params,
         prompt_ids, max_new_tokens, key=jax.random.PRNGKey(seed),
@@ -42,11 +49,8 @@ def export_bert(config: ml_collections.ConfigDict, workdir: str, out: str) -> di
     """Writes the BERT of `workdir`'s newest checkpoint to `out` as a Hugging Face checkpoint
     (config.json, model.safetensors) with its tokenizer (tokenizer.json, vocab.txt)."""
     from dlx.nn.bert import save_hf_checkpoint
-    run, step, state = loop.restore_latest(config, workdir)
-    if not isinstance(run.task, tasks.MaskedLM):
-        raise DlxError(f"dlx export writes BERT masked LMs (model.name='bert_mlm'); "
-                       f"{config.name} trains model.name={config.model.name!r}")
-    params = jax.device_get(run.runner.saveable_state(state).params)
+    run, step, params = _restore(config, workdir, tasks.MaskedLM, "export writes BERT masked LMs",
+                                 "bert_mlm")
     save_hf_checkpoint(out, run.task.model.config, params, with_mlm_head=True)
     source = pathlib.Path(run.splits.metadata["tokenizer"])
     for name in (tokenizer_lib.TOKENIZER_FILE, tokenizer_lib.VOCAB_FILE):
