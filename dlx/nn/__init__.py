@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
@@ -93,16 +95,17 @@ def _bert_classifier(model_config: ml_collections.ConfigDict, num_outputs: int,
     return BertTextClassifier(config, num_labels=num_outputs)
 
 
-def pretrained(model_config: ml_collections.ConfigDict, params: dict) -> dict:
-    """`params` with the weights of `model.init_from` in place, for models that start from a
-    checkpoint (`bert_classifier` with `model.pretrained`); others are returned as they are.
-    The BERT body is loaded, and the pooler too when the checkpoint has one; the classifier
-    (and a pooler the checkpoint lacks) keep their fresh initialisation, as in transformers."""
+def pretrained(model_config: ml_collections.ConfigDict) -> Callable[[dict], dict]:
+    """`fresh params -> params` with the weights of `model.init_from` in place, read from disk
+    once, here, for models that start from a checkpoint (`bert_classifier` with
+    `model.pretrained`); the identity for the others. The BERT body is loaded, and the pooler too
+    when the checkpoint has one; the classifier (and a pooler the checkpoint lacks) keep their
+    fresh initialisation, as in transformers."""
     if model_config.name != "bert_classifier" or not model_config.pretrained:
-        return params
+        return lambda params: params
     from dlx.nn.bert import BertModel, load_hf_checkpoint
     _, _, body = load_hf_checkpoint(model_config.init_from, BertModel)
-    return {**params, "bert": {**params["bert"], **body}}
+    return lambda params: {**params, "bert": {**params["bert"], **body}}
 
 
 MODELS = {"mlp": _mlp, "conv1d": _conv1d, "simple_cnn": _simple_cnn, "rnn": _rnn,

@@ -90,11 +90,12 @@ def build(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Run:
     task = tasks.build(config, model, splits.metadata)
     runner = make_runner(parallel, devices, task, tx, config.optim.accumulate_steps)
     sample = {k: v[:1] for k, v in splits.train.items()}
+    load_pretrained = nn_lib.pretrained(config.model)  # Outside init_state, which is traced twice.
 
     def init_state() -> TrainState:
         init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
         params, batch_stats = task.init(init_rng, sample)
-        params = nn_lib.pretrained(config.model, params)
+        params = load_pretrained(params)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                           batch_stats=batch_stats, rng=train_rng)
 
