@@ -71,7 +71,7 @@ def test_unpickler_rebuilds_a_bunch_and_refuses_anything_else(tmp_path, monkeypa
                       "Newsgroups: alt.atheism\n\nGods are not.\n"],
              "target": [1, 1, 0], "target_names": list(GROUPS), "filenames": None}
     path = tmp_path / "bunch"
-    monkeypatch.setattr(labelled_text, "_gensim_file", lambda name: path)
+    monkeypatch.setattr(labelled_text, "gensim_file", lambda name: path)
     path.write_bytes(zlib.compress(pickle.dumps(bunch, protocol=2)))
     texts, labels, names = labelled_text.examples("newsgroups")
     assert texts == ["Orbits are fun.", "Gods are not."] and labels.tolist() == [1, 0]

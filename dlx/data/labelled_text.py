@@ -35,7 +35,7 @@ import ml_collections
 import numpy as np
 
 from dlx import config as config_lib
-from dlx.data.text import SPLIT_SEED, _gensim_file, text_files
+from dlx.data.text import SPLIT_SEED, gensim_file, text_files
 from dlx.errors import DlxError
 
 POLARITY_FILE = "pang_lee_polarity.cor"
@@ -77,7 +77,7 @@ Examples = tuple[list[str], np.ndarray, tuple[str, ...]]
 
 def pang_lee_polarity() -> Examples:
     """200 movie-review sentences, 100 negative (0) and 100 positive (1)."""
-    path = _gensim_file(POLARITY_FILE)
+    path = gensim_file(POLARITY_FILE)
     texts, labels = [], []
     # The file is Windows-1252 (its dashes are byte 0x97), not UTF-8.
     for number, line in enumerate(path.read_text(encoding="cp1252").split("\n"), 1):
@@ -142,7 +142,7 @@ def clean_post(post: str) -> str:
 
 def newsgroups() -> Examples:
     """193 cleaned posts, 97 from alt.atheism (0) and 96 from sci.space (1); 7 were empty."""
-    bunch = _unpickle_bunch(_gensim_file(NEWSGROUPS_FILE))
+    bunch = _unpickle_bunch(gensim_file(NEWSGROUPS_FILE))
     names = tuple(str(name) for name in bunch["target_names"])
     cleaned = [(clean_post(post), int(label)) for post, label in zip(bunch["data"],
                                                                       bunch["target"])]

@@ -48,12 +48,14 @@ class TextSplits:
     held_out: list[str]
 
 
-def _gensim_file(name: str) -> pathlib.Path:
+def gensim_file(name: str, without_gensim: str = "the gensim corpora need gensim; install it "
+                "with pip install 'dlx[text]'") -> pathlib.Path:
+    """Path of the file `name` in gensim's `test_data/`; `without_gensim` is the error when gensim
+    is not installed."""
     try:
         from gensim.test.utils import datapath
     except ImportError:
-        raise DlxError("the gensim corpora need gensim; install it with "
-                       "pip install 'dlx[text]'") from None
+        raise DlxError(without_gensim) from None
     path = pathlib.Path(datapath(name))
     if not path.is_file():
         raise DlxError(f"gensim's test data lacks {name} (looked in {path.parent}); "
@@ -67,7 +69,7 @@ def _lines(text: str) -> list[str]:
 
 def gensim_lee() -> list[str]:
     """The Lee background corpus: 300 Australian news stories (7 repeated), 59,890 words."""
-    return _lines(_gensim_file(LEE_FILE).read_text(encoding="utf-8"))
+    return _lines(gensim_file(LEE_FILE).read_text(encoding="utf-8"))
 
 
 def _clean_wiki(markup: str) -> str:
@@ -79,7 +81,7 @@ def _clean_wiki(markup: str) -> str:
 
 def gensim_enwiki() -> list[str]:
     """Articles (main namespace, no redirects, >= 50 words) of the shortened enwiki dump."""
-    path = _gensim_file(ENWIKI_FILE)
+    path = gensim_file(ENWIKI_FILE)
     from gensim.corpora.wikicorpus import extract_pages
     with bz2.open(path) as stream:
         pages = [text for _, text, _ in extract_pages(stream, filter_namespaces=("0",))]

@@ -17,6 +17,7 @@ import pathlib
 import numpy as np
 import scipy.stats
 
+from dlx.data import text
 from dlx.embeddings.vectors import KeyedVectors
 from dlx.errors import DlxError
 
@@ -29,16 +30,8 @@ _BATCH_SCORES = 1 << 24
 
 def gensim_test_file(name: str) -> pathlib.Path:
     """Path of one of the evaluation sets that ship in gensim's `test_data/`."""
-    try:
-        from gensim.test.utils import datapath
-    except ImportError:
-        raise DlxError(f"{name} ships with gensim, which is not installed; install it with "
-                       f"pip install 'dlx[text]' or pass the path of your own copy") from None
-    path = pathlib.Path(datapath(name))
-    if not path.is_file():
-        raise DlxError(f"gensim's test data lacks {name} (looked in {path.parent}); expected a "
-                       f"gensim>=4.3 wheel")
-    return path
+    return text.gensim_file(name, f"{name} ships with gensim, which is not installed; install it "
+                                  f"with pip install 'dlx[text]' or pass the path of your own copy")
 
 
 def _vocabulary(kv: KeyedVectors, restrict_vocab: int, case_insensitive: bool) -> dict[str, int]:
