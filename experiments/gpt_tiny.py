@@ -8,17 +8,19 @@ dlx generate --config experiments/gpt_tiny.py --workdir runs/gpt_tiny --prompt "
 Run: dlx train --config experiments/gpt_tiny.py --workdir runs/gpt_tiny
 """
 
+import pathlib
+
 import ml_collections
 
-from dlx.config import base
+from dlx import config as config_lib
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = base()
-    config.data.update({
-        "name": "text", "corpus": "gensim_enwiki,gensim_lee", "files": "", "path": "",
-        "subset": "", "text_column": "text", "held_out": 0.1, "tokenizer": "",
-        "vocab_size": 8000, "min_frequency": 2, "packing": "stream", "seq_len": 128})
+    config = config_lib.base()
+    # bert_mlm_tiny's corpus, held-out documents and vocabulary, packed as one stream.
+    config.data = config_lib.load(str(pathlib.Path(__file__).with_name("bert_mlm_tiny.py"))).data
+    config.data.packing = "stream"
+    del config.data["mask_rate"], config.data["max_predictions"]
 
     config.model = ml_collections.ConfigDict({
         "name": "gpt", "hidden_size": 128, "num_layers": 2, "num_heads": 2, "mlp_dim": 512,
