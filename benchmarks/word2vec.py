@@ -52,9 +52,8 @@ from harness import comparison, emit, interleaved_medians  # noqa: E402
 from dlx.data import text  # noqa: E402
 from dlx.embeddings import evaluate, word2vec  # noqa: E402
 from dlx.embeddings.vectors import KeyedVectors  # noqa: E402
-from dlx.embeddings.vocab import tokenize  # noqa: E402
+from dlx.embeddings.vocab import MAX_SENTENCE, sentences as vocab_sentences  # noqa: E402
 
-MAX_SENTENCE = 10_000  # gensim's MAX_WORDS_IN_BATCH: it drops the rest of a longer sentence
 CORPORA = {"gensim_enwiki,gensim_lee": lambda: text.gensim_enwiki() + text.gensim_lee(),
            "gensim_lee": text.gensim_lee}
 QUALITY_DIGITS = 4
@@ -76,11 +75,7 @@ def sentences(corpus: str, documents: int = 0) -> list[list[str]]:
     """The tokens of the first `documents` documents (0: all) of `corpus`, in pieces of at most
     MAX_SENTENCE tokens."""
     texts = CORPORA[corpus]()
-    pieces = []
-    for document in texts[:documents or len(texts)]:
-        tokens = tokenize(document)
-        pieces += [tokens[i:i + MAX_SENTENCE] for i in range(0, len(tokens), MAX_SENTENCE)]
-    return pieces
+    return vocab_sentences(texts[:documents or len(texts)], MAX_SENTENCE)
 
 
 def word2vec_contest(args: argparse.Namespace, *, sg: bool) -> Contest:

@@ -242,6 +242,10 @@ def _require(condition: bool, message: str) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks that the common keys exist and hold values that would fail later, before any compile."""
+    if config.get("kind") == "embeddings":  # word vectors: trained outside the step loop
+        from dlx.embeddings import experiment
+        experiment.validate(config)
+        return
     present = set(flat_keys(config))
     missing = [key for key in flat_keys(base()) if key not in present]
     _require(not missing, f"config {config.get('name', '?')} lacks required keys: "

@@ -8,12 +8,13 @@ distribution smoothing), and factorise the result with a truncated SVD.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
+from dlx.embeddings import vocab as vocab_lib
 from dlx.errors import DlxError
 
 WEIGHTINGS = ("uniform", "harmonic")
@@ -122,3 +123,18 @@ def svd_vectors(matrix: scipy.sparse.spmatrix | np.ndarray, dim: int, eig_power:
     signs_K = np.sign(u_VK[largest_K, np.arange(dim)])
     signs_K[signs_K == 0] = 1.0
     return (u_VK * signs_K * s_K ** eig_power).astype(np.float32)
+
+
+def train(sentences: Sequence[Sequence[str]], *, dim: int = 100, window: int = 5,
+          min_count: int = 5, max_vocab: int = 0, weighting: str = "uniform",
+          cds: float = 0.75, shift: float = 0.0, eig_power: float = 0.5,
+          seed: int = 0) -> tuple[vocab_lib.Vocab, np.ndarray]:
+    """(vocab, vectors_VD float32): PPMI-SVD vectors of the words seen min_count times, from the
+    window co-occurrence counts of tokenized `sentences` (`cds`: the context smoothing alpha)."""
+    vocab = vocab_lib.Vocab.build(sentences, min_count=min_count, max_vocab=max_vocab)
+    if len(vocab) < 2:
+        raise DlxError(f"{len(vocab)} word(s) occur min_count={min_count} times; PPMI-SVD needs "
+                       f"more (lower min_count or give more text)")
+    counts = cooccurrence((vocab.encode(sentence) for sentence in sentences), len(vocab), window,
+                          weighting)
+    return vocab, svd_vectors(ppmi(counts, cds, shift), dim, eig_power, seed)

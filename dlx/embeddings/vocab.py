@@ -2,7 +2,8 @@
 
 Everything here runs on the host in NumPy and is shared by word2vec, fastText and GloVe:
 
-- `tokenize`: the default tokenizer (lower case, letters/digits with inner apostrophes).
+- `tokenize`: the default tokenizer (lower case, letters/digits with inner apostrophes);
+  `sentences`: documents as token lists no longer than gensim trains on whole.
 - `Vocab`: words sorted by descending count (ties by word), their counts and an index.
 - `keep_probabilities`: word2vec.c's (and gensim's) subsampling of frequent words.
 - `negative_distribution`: the unigram distribution raised to `power`, for negative sampling.
@@ -22,12 +23,25 @@ import numpy as np
 
 from dlx.errors import DlxError
 
+MAX_SENTENCE = 10_000  # gensim's MAX_WORDS_IN_BATCH, the longest sentence it trains on whole
 _TOKEN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 
 
 def tokenize(text: str) -> list[str]:
     """Lower-cased runs of letters/digits, keeping inner apostrophes ("don't", "o'brien")."""
     return _TOKEN.findall(text.lower())
+
+
+def sentences(documents: Iterable[str], max_tokens: int = MAX_SENTENCE) -> list[list[str]]:
+    """Each document tokenized and cut into pieces of at most `max_tokens` tokens (gensim drops
+    the rest of a longer sentence; word2vec.c cuts at 1,000)."""
+    if max_tokens < 1:
+        raise DlxError(f"max_tokens={max_tokens} must be a positive number of tokens")
+    pieces = []
+    for document in documents:
+        tokens = tokenize(document)
+        pieces += [tokens[i:i + max_tokens] for i in range(0, len(tokens), max_tokens)]
+    return pieces
 
 
 class OutOfVocabulary(DlxError, KeyError):
