@@ -1,4 +1,4 @@
-"""`dlx train|eval|generate|export|list|tokenizer`: the command line. Bad input: one line on
+"""`dlx train|eval|explain|generate|export|list|tokenizer`: the command line. Bad input: one line on
 stderr, exit 2."""
 
 from __future__ import annotations
@@ -36,6 +36,19 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text,
                                   epilog="Override any config key with --config.KEY=VALUE.")
         _run_arguments(sub)
+    explain = commands.add_parser(
+        "explain", help="attribution plots (integrated gradients, gradient x input, attention) "
+                        "of a trained classifier in --workdir on held-out examples",
+        epilog="Writes WORKDIR/explain/<method>_<i>.png and explain.json. Pass the run's "
+               "--config.KEY=VALUE overrides too, so the same model is built.")
+    _run_arguments(explain)
+    explain.add_argument("--examples", type=int, default=4,
+                         help="explain the first N test examples")
+    explain.add_argument("--method", default="all",
+                         help="ig (integrated gradients), gxi (gradient x input), attention "
+                              "(Transformers), or all that apply")
+    explain.add_argument("--steps", type=int, default=64,
+                         help="integrated-gradients trapezoid intervals")
     generate = commands.add_parser(
         "generate", help="sample text from a trained causal LM (e.g. gpt_tiny) in --workdir",
         epilog="Pass the run's --config.KEY=VALUE overrides too, so the same model is built.")
@@ -100,6 +113,12 @@ def run(argv: list[str], step_hook=None) -> int:
         print(json.dumps(_train_tokenizer(args)))
         return 0
     from dlx import config as config_lib
+    if args.command == "explain":
+        from dlx import explain
+        config = config_lib.build(args.config, rest)
+        print(json.dumps(explain.explain_run(config, args.workdir, args.examples, args.method,
+                                             args.steps)))
+        return 0
     if args.command in ("generate", "export"):
         from dlx import lm_commands
         config = config_lib.build(args.config, rest)

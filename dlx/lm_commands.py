@@ -18,11 +18,9 @@ from dlx.train import loop
 def _restore(config: ml_collections.ConfigDict, workdir: str, task_type: type, command: str,
              model_name: str):
     """(run, step, host params) of `workdir`'s newest checkpoint; its task must be `task_type`."""
-    run, step, state = loop.restore_latest(config, workdir)
-    if not isinstance(run.task, task_type):
-        raise DlxError(f"dlx {command} (model.name={model_name!r}); {config.name} trains "
-                       f"model.name={config.model.name!r}")
-    return run, step, jax.device_get(run.runner.saveable_state(state).params)
+    run, step, state = loop.restore_for(config, workdir, task_type,
+                                        f"{command} (model.name={model_name!r})")
+    return run, step, state.params
 
 
 def generate_text(config: ml_collections.ConfigDict, workdir: str, prompt: str,

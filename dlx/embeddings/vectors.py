@@ -85,8 +85,9 @@ class KeyedVectors:
         return word in self.index
 
     def __getitem__(self, word: str) -> np.ndarray:
-        """(D,) float32 vector of `word`."""
-        return self.vectors_VD[self.get_index(word)]
+        """(D,) float32 vector of `word` (of a word outside the vocabulary: `oov_vector`'s)."""
+        row = self._row(word)
+        return self.oov_vector(word) if row is None else self.vectors_VD[row]
 
     def __repr__(self) -> str:
         return f"KeyedVectors({len(self)} words, {self.vector_size} dims)"
@@ -97,10 +98,28 @@ class KeyedVectors:
 
     def get_index(self, word: str) -> int:
         """Row of `word`; `OOVError` if it is not in the vocabulary."""
+        row = self._row(word)
+        if row is None:
+            raise OOVError(word, len(self))
+        return row
+
+    def oov_vector(self, word: str) -> np.ndarray:
+        """(D,) float32 vector of a word outside the vocabulary: here an `OOVError`; a subclass
+        may build one (`fasttext.FastTextVectors` from the word's character n-grams)."""
+        raise OOVError(word, len(self))
+
+    def _row(self, word: str) -> int | None:
         try:
             return self.index[word]
         except (KeyError, TypeError):
-            raise OOVError(word, len(self)) from None
+            return None
+
+    def _unit_and_rows(self, word: str) -> tuple[np.ndarray, list[int]]:
+        """(D,) unit vector of `word` and [its row], or [] for an `oov_vector`."""
+        row = self._row(word)
+        if row is None:
+            return _unit(np.asarray(self.oov_vector(word), dtype=np.float32)), []
+        return self.unit_VD[row], [row]
 
     @property
     def unit_VD(self) -> np.ndarray:
@@ -112,7 +131,7 @@ class KeyedVectors:
 
     def similarity(self, word1: str, word2: str) -> float:
         """Cosine similarity of two words' vectors."""
-        return float(self.unit_VD[self.get_index(word1)] @ self.unit_VD[self.get_index(word2)])
+        return float(self._unit_and_rows(word1)[0] @ self._unit_and_rows(word2)[0])
 
     def _terms(self, terms: list, sign: float) -> tuple[list[np.ndarray], list[float], list[int]]:
         """Unit vectors, weights and vocabulary rows (words only) of query terms."""
@@ -127,8 +146,9 @@ class KeyedVectors:
                                    f"({self.vector_size},)")
                 vectors.append(_unit(term.astype(np.float32)))
             else:
-                rows.append(self.get_index(term))
-                vectors.append(self.unit_VD[rows[-1]])
+                unit_D, row = self._unit_and_rows(term)
+                vectors.append(unit_D)
+                rows += row
             weights.append(float(weight))
         return vectors, weights, rows
 
@@ -202,7 +222,7 @@ class KeyedVectors:
         words = list(words)
         if not words:
             raise DlxError("doesnt_match needs at least one word")
-        unit_WD = self.unit_VD[[self.get_index(word) for word in words]]
+        unit_WD = np.stack([self._unit_and_rows(word)[0] for word in words])
         scores_W = unit_WD @ _unit(unit_WD.mean(axis=0))
         # Ties go to the alphabetically first word, as in gensim's sorted (score, word) pairs.
         return min(zip(scores_W.tolist(), words))[1]
@@ -220,8 +240,9 @@ class KeyedVectors:
                                f"({self.vector_size},)")
             query_D = query.astype(np.float32)
         else:
-            exclude = [self.get_index(query)]
-            query_D = self.vectors_VD[exclude[0]]
+            row = self._row(query)
+            exclude = [] if row is None else [row]
+            query_D = self[query]
         if metric == "cosine":
             return self._top(self.unit_VD @ _unit(query_D), topn, exclude)
         distances_V = np.linalg.norm(self.vectors_VD - query_D[None, :], axis=1)

@@ -7,7 +7,7 @@ several (CBOW: the context words); its targets are `syn1` rows (skip-gram: the c
 the centre). Its loss, Σ_targets [-log σ(h·syn1[target]) - Σ_noise log σ(-h·syn1[noise])], is
 minimised by plain SGD with a learning rate decaying linearly from `alpha` to `min_alpha` over
 all words of all epochs. h's gradient goes, whole, to every row h was made of (word2vec.c's
-CBOW rule; fastText's too, whose rows are a word's n-gram buckets: it reuses `sgns_update`).
+CBOW rule; fastText's too, whose rows are a word's n-gram buckets: it reuses `output_update`).
 
 What differs from word2vec.c, for speed:
 - A batch of `batch_words` centres is one step: all read the same tables and their updates
@@ -109,14 +109,14 @@ def sgns_loss(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: Batch, negative: in
                                batch.noise_GK, negative)
 
 
-def sgns_update(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: Batch,
-                negative: int) -> tuple[jax.Array, jax.Array]:
-    """(syn0_VD, syn1_VD) after one SGD step on the batch: syn1 moves by -lr * the gradient of
-    `sgns_loss`, each input row by -lr * the gradient of its example's h."""
-    inputs_NC, targets_NT, noise_GK, lr = batch
+def output_update(h_ND: jax.Array, syn0_VD: jax.Array, syn1_VD: jax.Array,
+                  targets_NT: jax.Array, noise_GK: jax.Array, lr: jax.Array,
+                  negative: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(dh_ND, syn0_VD, syn1_VD): syn1 moved by -lr * the gradient of `sgns_loss_of_hidden`, and
+    -lr * its gradient in h, which the caller adds to the rows h was made of. syn0_VD only passes
+    through, ordered after the gathers from syn1 (see below)."""
     groups, _ = noise_GK.shape
     valid_NT = targets_NT >= 0
-    h_ND = hidden(syn0_VD, inputs_NC)
     target_NTD = syn1_VD[jnp.where(valid_NT, targets_NT, 0)]
     noise_GKD = syn1_VD[noise_GK]
     # Gather before scattering into the donated tables; otherwise XLA copies them whole.
@@ -139,10 +139,20 @@ def sgns_update(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: Batch,
                               noise_GK.reshape(-1)])
     syn1_VD = syn1_VD.at[rows_M].add(
         jnp.concatenate([d_target_NTD.reshape(-1, dim), d_noise_KD]), mode="drop")
+    return dh_ND, syn0_VD, syn1_VD
+
+
+def sgns_update(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: Batch,
+                negative: int) -> tuple[jax.Array, jax.Array]:
+    """(syn0_VD, syn1_VD) after one SGD step on the batch: syn1 moves by -lr * the gradient of
+    `sgns_loss`, each input row by -lr * the gradient of its example's h."""
+    inputs_NC, targets_NT, noise_GK, lr = batch
+    dh_ND, syn0_VD, syn1_VD = output_update(hidden(syn0_VD, inputs_NC), syn0_VD, syn1_VD,
+                                            targets_NT, noise_GK, lr, negative)
     if inputs_NC.shape[1] == 1:
         return syn0_VD.at[inputs_NC[:, 0]].add(dh_ND), syn1_VD
     rows_NC = jnp.where(inputs_NC >= 0, inputs_NC, syn0_VD.shape[0])
-    dh_NCD = jnp.broadcast_to(dh_ND[:, None, :], (*inputs_NC.shape, dim))
+    dh_NCD = jnp.broadcast_to(dh_ND[:, None, :], (*inputs_NC.shape, dh_ND.shape[-1]))
     return syn0_VD.at[rows_NC].add(dh_NCD, mode="drop"), syn1_VD
 
 
@@ -238,21 +248,22 @@ def batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
 
 
 def stacked(steps: Iterator[tuple[Batch, int]], size: int) -> Iterator[tuple[Batch, int]]:
-    """(batches_S, words_done): `size` consecutive batches of `steps` stacked on a new leading
-    axis; the last stack is filled with empty batches (no targets, lr 0), which change nothing."""
+    """(batches_S, words_done): `size` consecutive batches (`Batch` or another NamedTuple with
+    `targets_NT` and `lr`) of `steps` stacked on a new leading axis; the last stack is filled
+    with empty batches (zero inputs, no targets, lr 0), which change nothing."""
     group: list[Batch] = []
     words_done = 0
     for batch, words_done in steps:
         group.append(batch)
         if len(group) == size:
-            yield Batch(*(np.stack(field) for field in zip(*group))), words_done
+            yield type(batch)(*(np.stack(field) for field in zip(*group))), words_done
             group = []
     if group:
-        inputs_NC, targets_NT, noise_GK, _ = group[0]
-        empty = Batch(np.zeros_like(inputs_NC), np.full_like(targets_NT, -1), noise_GK,
-                      np.float32(0))
+        first = group[0]
+        empty = type(first)(*(np.zeros_like(field) for field in first))._replace(
+            targets_NT=np.full_like(first.targets_NT, -1), noise_GK=first.noise_GK)
         group += [empty] * (size - len(group))
-        yield Batch(*(np.stack(field) for field in zip(*group))), words_done
+        yield type(first)(*(np.stack(field) for field in zip(*group))), words_done
 
 
 def prefetched(items: Iterator[tuple[Batch, int]],

@@ -345,7 +345,8 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
 def _write_summary(run: Run, workdir: pathlib.Path, log: outputs.MetricsLog, state: TrainState,
                    eval_results: dict, meta: dict, early_stopping: dict | None) -> dict:
     """`summary.json` and `curves.png` of a finished run whose final (under early stopping: best)
-    `state` evaluated to `eval_results`; returns the summary."""
+    `state` evaluated to `eval_results`, and the task's own files if it has `write_artifacts`
+    (listed under `artifacts`); returns the summary."""
     config, train = run.config, run.config.train
     saved = run.runner.saveable_state(state)
     last_step = log.rows[-1]["step"] if log.rows else None
@@ -364,6 +365,9 @@ def _write_summary(run: Run, workdir: pathlib.Path, log: outputs.MetricsLog, sta
     if reports:
         summary["reports"] = {name: analysis.REPORTS[name](jax.device_get(saved.params))
                               for name in reports}
+    write_artifacts = getattr(run.task, "write_artifacts", None)
+    if write_artifacts is not None:  # Task-specific files (a seq2seq task's attention map).
+        summary["artifacts"] = write_artifacts(jax.device_get(saved.params), run.splits, workdir)
     outputs.write_json(workdir / "summary.json", summary)
     outputs.plot_curves(log.rows, workdir / "curves.png", config.name)
     return summary
@@ -383,6 +387,17 @@ def restore_latest(config: ml_collections.ConfigDict,
         raise DlxError(f"no readable checkpoint in {workdir / 'checkpoints'}")
     step, state, _ = restored
     return run, step, run.runner.place_state(state)
+
+
+def restore_for(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, task_type: type,
+                requirement: str) -> tuple[Run, int, TrainState]:
+    """(run, step, host state: params and batch_stats) of `workdir`'s newest checkpoint, for a
+    command that needs a `task_type` task; another is refused with `dlx <requirement>; ...`."""
+    run, step, state = restore_latest(config, workdir)
+    if not isinstance(run.task, task_type):
+        raise DlxError(f"dlx {requirement}; {config.name} trains "
+                       f"model.name={config.model.name!r}")
+    return run, step, jax.device_get(run.runner.saveable_state(state))
 
 
 def evaluate_latest(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:

@@ -1,7 +1,9 @@
-"""Run outputs: atomic file writes, `metrics.jsonl`, the progress display and `curves.png`."""
+"""Run outputs: atomic file writes, `metrics.jsonl`, the progress display, `curves.png` and
+attention maps."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pathlib
@@ -154,3 +156,23 @@ def plot_sweep(runs: dict[str, list[dict]], keys: tuple[str, ...], path: pathlib
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     _save_figure(fig, path)
+
+
+def plot_attention(weights_TS: Any, source: list[str], target: list[str], path: pathlib.Path,
+                   title: str) -> None:
+    """Heatmap of attention weights (T target steps x S source steps; rows beyond `target`,
+    columns beyond `source` are cut), labelled with the tokens, written atomically as a PNG."""
+    import numpy as np
+    fig, ax = _figure(1)
+    weights = np.asarray(weights_TS)[:len(target), :len(source)]
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(source)), source, fontsize="small")
+    ax.set_yticks(range(len(target)), target, fontsize="small")
+    ax.set(xlabel="source token", ylabel="output token", title=title)
+    fig.colorbar(image, ax=ax, label="weight")
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    write_atomic(path, png.getvalue())
