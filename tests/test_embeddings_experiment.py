@@ -75,3 +75,15 @@ def test_bad_embedding_settings_are_one_line_errors(tmp_path, capsys):
         _train(capsys, tmp_path / "w", "ppmi_svd", "--config.model.name=lsa")
     with pytest.raises(DlxError, match="no vectors.txt in"):
         _dlx(capsys, "eval", "--config", "ppmi_svd", "--workdir", str(tmp_path / "empty"))
+
+
+def test_fasttext_run_saves_a_model_that_answers_unseen_words(tmp_path, capsys):
+    from dlx.embeddings.experiment import load_vectors
+    summary = _train(capsys, tmp_path, "fasttext_sg", "--config.model.epochs=1",
+                     "--config.model.dim=16", "--config.model.bucket=20000")
+    assert summary["model"] == "fasttext" and summary["dim"] == 16
+    scores = json.loads((tmp_path / "eval.json").read_text())
+    assert len(scores["neighbours"]["qwertyuiop"]) == 8  # an unseen word still has neighbours
+    vectors = load_vectors(tmp_path)
+    assert "qwertyuiop" not in vectors and abs(vectors["qwertyuiop"]).sum() > 0
+    assert KeyedVectors.load_word2vec_format(tmp_path / "vectors.txt").words == vectors.words
