@@ -11,7 +11,7 @@ same hyperparameters: 100 dims, window 5, 5 negative samples, min_count 5, sampl
 and a learning rate decaying linearly from alpha to 1e-4. alpha defaults to word2vec.c's
 (and dlx's) 0.025 for skip-gram and 0.05 for CBOW, given to gensim too (its own default is 0.025
 for both). fastText adds n-grams of 3-6 characters in 2,000,000 hash buckets (gensim's default).
-GloVe uses window 10, x_max 100 and 25 iterations (the paper's), and PPMI-SVD the same window
+GloVe uses window 10 (the paper's) with `glove.train`'s defaults, and PPMI-SVD the same window
 and vocabulary. The default corpus is gensim's shortened English Wikipedia dump and its Lee
 corpus (`dlx.data.text`).
 
@@ -134,11 +134,10 @@ def fasttext_contest(args: argparse.Namespace) -> Contest:
 
 
 def glove_contest(args: argparse.Namespace) -> Contest:
-    """GloVe against the count-based method it set out to beat, PPMI-SVD (dlx's, Levy et al.'s
-    settings), on the same vocabulary (--min-count) and window, both --dim wide. gensim has no
-    GloVe; --glove-window and --glove-epochs set GloVe's own window and iterations."""
-    hyper = {"dim": args.dim, "window": args.glove_window, "min_count": args.min_count,
-             "epochs": args.glove_epochs, "x_max": args.x_max}
+    """GloVe (`glove.train`'s defaults: x_max 5, eta 0.1, 25 iterations) against the count-based
+    method it set out to beat, PPMI-SVD (Levy et al.'s settings), on the same vocabulary
+    (--min-count) and window (--glove-window), both --dim wide; gensim has no GloVe."""
+    hyper = {"dim": args.dim, "window": args.glove_window, "min_count": args.min_count}
 
     def dlx(tokens: list[list[str]], seed: int) -> tuple[list[str], np.ndarray]:
         vocab, vectors_VD = glove.train(tokens, **hyper, seed=seed, progress=False)
@@ -217,9 +216,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="starting learning rate (default: 0.025 skip-gram, 0.05 CBOW)")
     parser.add_argument("--bucket", type=int, default=2_000_000,
                         help="fastText's n-gram hash buckets (gensim's default)")
-    parser.add_argument("--glove-window", type=int, default=10)
-    parser.add_argument("--glove-epochs", type=int, default=25)
-    parser.add_argument("--x-max", type=float, default=100.0, help="GloVe's weighting cut-off")
+    parser.add_argument("--glove-window", type=int, default=10,
+                        help="GloVe's and PPMI-SVD's window (GloVe's paper: 10)")
     parser.add_argument("--workers", type=int, default=2, help="gensim's training threads")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-warm", action="store_true",
@@ -229,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.corpus, args.documents, args.min_count = "gensim_lee", 30, 1
-        args.epochs, args.rounds, args.glove_epochs, args.bucket = 1, 1, 2, 20_000
+        args.epochs, args.rounds, args.bucket = 1, 1, 20_000
     tokens = sentences(args.corpus, args.documents)
     corpus_words = sum(map(len, tokens))
     jax.devices()  # backend start-up is no part of the first run
