@@ -7,8 +7,9 @@ part's gradient by its count and the host divides global sums by global counts, 
 global on any number of devices and micro-batches. A task's `summarize(sums)` turns host-side
 sums into the means that are logged.
 
-Tasks: `Classification` (softmax over classes), `MaskedLM` (BERT's masked-token prediction) and
-`CausalLM` (next-token prediction); `build` picks one from `model.name`.
+Tasks: `Classification` (softmax over classes), `MaskedLM` (BERT's masked-token prediction),
+`CausalLM` (next-token prediction) and `Seq2Seq` (target tokens from a source sequence, with
+greedy-decoding exact match in evaluation); `build` picks one from `model.name`.
 """
 
 from __future__ import annotations
@@ -192,13 +193,87 @@ class CausalLM:
         return summarize_lm(sums)
 
 
+@dataclasses.dataclass(frozen=True)
+class Seq2Seq:
+    """Sequence to sequence with teacher forcing (`dlx.nn.seq2seq` models, `dlx.data.reverse`).
+
+    The batch holds `src` (B, S), `src_lengths` (B,), `tgt_in` (B, T) (BOS, then the target) and
+    `tgt_out` (B, T) (the target, then EOS); target tokens are those of `tgt_out` that are not
+    `pad_id`. The loss is their mean cross-entropy; `count` is their number, `correct` the
+    argmax hits under teacher forcing. Evaluation also decodes each real row greedily
+    (`dlx.nn.seq2seq.greedy_decode`, up to T tokens) and counts in `exact` the rows whose output
+    up to its EOS equals the target, out of `sequences`. After training `write_artifacts` plots
+    one held-out example's attention (`attention.png`).
+    """
+    model: nn.Module
+    pad_id: int
+    bos_id: int
+    eos_id: int
+
+    def init(self, rng: jax.Array, batch: Batch) -> tuple[Any, Any]:
+        # Under jit: run eagerly, init would step the recurrent loops one op at a time.
+        init = jax.jit(lambda key, src, lengths, tgt_in: self.model.init(
+            {"params": key, "dropout": key}, src, lengths, tgt_in, train=False))
+        variables = init(rng, batch["src"], batch["src_lengths"], batch["tgt_in"])
+        return variables["params"], {}
+
+    def loss(self, params, batch_stats, batch: Batch, rng: jax.Array, train: bool):
+        """Mean target-token cross-entropy; sums `loss`, `correct`, `count` (target tokens) and,
+        in evaluation, `exact` and `sequences` (rows)."""
+        from dlx.nn import seq2seq
+        logits_BTV, _ = self.model.apply({"params": params}, batch["src"], batch["src_lengths"],
+                                         batch["tgt_in"], train=train, rngs={"dropout": rng})
+        target_BT = batch["tgt_out"]
+        real_BT = _real_rows(batch, target_BT != self.pad_id)
+        loss, sums = _prediction_sums(logits_BTV, target_BT, real_BT)
+        if not train:
+            tokens_BT, _, _ = seq2seq.greedy_decode(
+                self.model, params, batch["src"], batch["src_lengths"],
+                max_length=target_BT.shape[1], bos_id=self.bos_id, eos_id=self.eos_id,
+                pad_id=self.pad_id)
+            # Greedy output is PAD after its EOS, so equal rows are exactly the right sequences.
+            row_B = real_BT.any(axis=1)
+            exact_B = jnp.all(tokens_BT == target_BT, axis=1) & row_B
+            sums = {**sums, "exact": exact_B.sum().astype(jnp.float32),
+                    "sequences": row_B.sum().astype(jnp.float32)}
+        return loss, (sums, batch_stats)
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        """`loss` and `accuracy` per target token, `exact_match` per sequence (evaluation)."""
+        means = summarize(sums)
+        if "sequences" in sums:
+            means["exact_match"] = float(sums["exact"]) / max(float(sums["sequences"]), 1.0)
+        return means
+
+    def write_artifacts(self, params, splits, workdir) -> dict[str, str]:
+        """Writes `attention.png` (test example 0 under teacher forcing); returns `{name: file}`."""
+        from dlx.train import outputs
+        example = {k: v[:1] for k, v in splits.test.items()}
+        _, weights_BTS = self.model.apply({"params": params}, example["src"],
+                                          example["src_lengths"], example["tgt_in"])
+        source = [str(t) for t in example["src"][0, :int(example["src_lengths"][0])]]
+        target = ["EOS" if t == self.eos_id else str(t) for t in example["tgt_out"][0]
+                  if t != self.pad_id]
+        outputs.plot_attention(jax.device_get(weights_BTS[0]), source, target,
+                               workdir / "attention.png", "attention, held-out example 0")
+        return {"attention": "attention.png"}
+
+
 LM_MODELS = {"bert_mlm": "masked_lm", "gpt": "causal_lm"}
+SEQ2SEQ_MODELS = ("seq2seq", "seq2seq_transformer")
 
 
 def build(config, model: nn.Module, metadata: dict[str, Any]):
-    """The task for `config.model.name`: MaskedLM for bert_mlm, CausalLM for gpt, else
-    Classification; LM tasks need a token data source (`data.name="text"`)."""
+    """The task for `config.model.name`: MaskedLM for bert_mlm, CausalLM for gpt, Seq2Seq for
+    the seq2seq models, else Classification; LM tasks need a token data source
+    (`data.name="text"`), Seq2Seq a pair source (`data.name="reverse"`)."""
     from dlx.data import augment
+    if config.model.name in SEQ2SEQ_MODELS:
+        if "seq2seq_ids" not in metadata:
+            raise DlxError(f"model.name={config.model.name!r} needs source/target pairs; set "
+                           f"data.name='reverse' (got data.name={config.data.name!r})")
+        ids = metadata["seq2seq_ids"]
+        return Seq2Seq(model, pad_id=ids["pad"], bos_id=ids["bos"], eos_id=ids["eos"])
     kind = LM_MODELS.get(config.model.name)
     if kind is None:
         return Classification(model, augment=augment.get(config.data.augment))

@@ -43,9 +43,9 @@ def cache_dir(data_config: ml_collections.ConfigDict) -> pathlib.Path:
 
 def _sources() -> dict[str, Callable[[ml_collections.ConfigDict], Splits]]:
     from dlx.data import (  # Lazily: each source pulls in its own packages.
-        digits, hub, mnist1d, temporal_order, tokens, xor)
+        digits, hub, mnist1d, reverse, temporal_order, tokens, xor)
     return {"mnist1d": mnist1d.load, "xor": xor.load, "digits": digits.load,
-            "temporal_order": temporal_order.load, "text": tokens.load,
+            "temporal_order": temporal_order.load, "reverse": reverse.load, "text": tokens.load,
             "labelled_text": tokens.load_labelled,
             **{name: functools.partial(hub.load, name) for name in hub.SOURCES}}
 

@@ -95,6 +95,29 @@ def _bert_classifier(model_config: ml_collections.ConfigDict, num_outputs: int,
     return BertTextClassifier(config, num_labels=num_outputs)
 
 
+def _seq2seq(model_config: ml_collections.ConfigDict, num_outputs: int,
+             axis_name: str | None) -> nn.Module:
+    """The recurrent encoder–decoder with attention over a `num_outputs`-token vocabulary."""
+    del axis_name  # No BatchNorm.
+    from dlx.nn.seq2seq import Seq2Seq
+    return Seq2Seq(vocab_size=num_outputs, embed_dim=model_config.embed_dim,
+                   hidden_size=model_config.hidden_size, cell_type=model_config.cell_type,
+                   num_layers=model_config.num_layers, bidirectional=model_config.bidirectional,
+                   attention=model_config.attention, attention_dim=model_config.attention_dim,
+                   dropout=model_config.dropout)
+
+
+def _seq2seq_transformer(model_config: ml_collections.ConfigDict, num_outputs: int,
+                         axis_name: str | None) -> nn.Module:
+    """The Transformer encoder–decoder over a `num_outputs`-token vocabulary."""
+    del axis_name  # No BatchNorm.
+    from dlx.nn.seq2seq import TransformerSeq2Seq
+    return TransformerSeq2Seq(vocab_size=num_outputs, hidden_size=model_config.hidden_size,
+                              num_layers=model_config.num_layers,
+                              num_heads=model_config.num_heads, mlp_dim=model_config.mlp_dim,
+                              dropout=model_config.dropout)
+
+
 def pretrained(model_config: ml_collections.ConfigDict) -> Callable[[dict], dict]:
     """`fresh params -> params` with the weights of `model.init_from` in place, read from disk
     once, here, for models that start from a checkpoint (`bert_classifier` with
@@ -109,7 +132,8 @@ def pretrained(model_config: ml_collections.ConfigDict) -> Callable[[dict], dict
 
 
 MODELS = {"mlp": _mlp, "conv1d": _conv1d, "simple_cnn": _simple_cnn, "rnn": _rnn,
-          "bert_mlm": _bert_mlm, "gpt": _gpt, "bert_classifier": _bert_classifier}
+          "bert_mlm": _bert_mlm, "gpt": _gpt, "bert_classifier": _bert_classifier,
+          "seq2seq": _seq2seq, "seq2seq_transformer": _seq2seq_transformer}
 
 
 def build(model_config: ml_collections.ConfigDict, num_outputs: int,
