@@ -138,9 +138,9 @@ def run(argv: list[str], step_hook=None) -> int:
             result = sweep.train_sweep(args.config, rest, args.workdir, runs, step_hook=step_hook)
     else:
         config = config_lib.build(args.config, rest)
-        if config.get("kind") == "embeddings":
-            from dlx.embeddings import experiment
-            run_command = experiment.evaluate if args.command == "eval" else experiment.train
+        if "kind" in config:  # trained outside the step loop (word vectors, baselines)
+            module = config_lib.kind_module(config)
+            run_command = module.evaluate if args.command == "eval" else module.train
             print(json.dumps(run_command(config, args.workdir)))
             return 0
         from dlx.train import loop

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib
 import importlib.util
 import pathlib
 from typing import Any
@@ -18,6 +19,18 @@ EXPERIMENTS_DIRS = (pathlib.Path("experiments"),
                     pathlib.Path(__file__).resolve().parent.parent / "experiments")
 PARALLEL_MODES = ("jit", "pmap")
 EVAL_SPLITS = ("train", "val", "test")
+# Experiments trained outside the step loop: `config.kind` -> the module that runs them.
+KINDS = {"embeddings": "dlx.embeddings.experiment", "text_baselines": "dlx.text_baselines"}
+
+
+def kind_module(config: ml_collections.ConfigDict):
+    """The module (with `base`, `validate`, `train`, `evaluate`) that runs an experiment of
+    `config.kind`: one trained outside the step loop."""
+    kind = config.get("kind")
+    if kind not in KINDS:
+        raise DlxError(f"kind={kind!r} is not a kind of experiment; expected one of: "
+                       f"{', '.join(KINDS)} (or no kind key for the step-loop trainer)")
+    return importlib.import_module(KINDS[kind])
 
 
 def base() -> ml_collections.ConfigDict:
@@ -31,7 +44,8 @@ def base() -> ml_collections.ConfigDict:
     config.optim = ml_collections.ConfigDict({
         "name": "adam", "lr": 1e-3, "schedule": "constant", "warmup_steps": 0,
         "decay_steps": 0, "decay_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
-        "l1": 0.0, "l2": 0.0, "clip": 0.0, "accumulate_steps": 1})
+        "l1": 0.0, "l2": 0.0, "clip": 0.0, "accumulate_steps": 1, "freeze": "", "layer_decay": 1.0,
+        "unfreeze_at": 0})
     config.train = ml_collections.ConfigDict({
         "steps": 1000, "batch_size": 100, "eval_batch_size": 1000, "log_every": 100,
         "eval_every": 500, "eval_splits": "test", "checkpoint_every": 1000,
@@ -242,9 +256,8 @@ def _require(condition: bool, message: str) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Checks that the common keys exist and hold values that would fail later, before any compile."""
-    if config.get("kind") == "embeddings":  # word vectors: trained outside the step loop
-        from dlx.embeddings import experiment
-        experiment.validate(config)
+    if "kind" in config:
+        kind_module(config).validate(config)
         return
     present = set(flat_keys(config))
     missing = [key for key in flat_keys(base()) if key not in present]
