@@ -20,7 +20,8 @@ EXPERIMENTS_DIRS = (pathlib.Path("experiments"),
 PARALLEL_MODES = ("jit", "pmap")
 EVAL_SPLITS = ("train", "val", "test")
 # Experiments trained outside the step loop: `config.kind` -> the module that runs them.
-KINDS = {"embeddings": "dlx.embeddings.experiment", "text_baselines": "dlx.text_baselines"}
+KINDS = {"embeddings": "dlx.embeddings.experiment", "text_baselines": "dlx.text_baselines",
+         "gradient_flow": "dlx.gradient_flow"}
 
 
 def kind_module(config: ml_collections.ConfigDict):
@@ -40,7 +41,8 @@ def base() -> ml_collections.ConfigDict:
     config.seed = 0
     config.model = ml_collections.ConfigDict({"name": ""})
     config.data = ml_collections.ConfigDict({"name": "", "cache_dir": "", "train_size": 0,
-                                             "validation_size": 0, "augment": ""})
+                                             "validation_size": 0, "augment": "",
+                                             "imbalance": 1.0, "sampling": "uniform"})
     config.optim = ml_collections.ConfigDict({
         "name": "adam", "lr": 1e-3, "schedule": "constant", "warmup_steps": 0,
         "decay_steps": 0, "decay_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
@@ -50,6 +52,7 @@ def base() -> ml_collections.ConfigDict:
         "steps": 1000, "batch_size": 100, "eval_batch_size": 1000, "log_every": 100,
         "eval_every": 500, "eval_splits": "test", "checkpoint_every": 1000,
         "keep_checkpoints": 3, "parallel": "jit", "devices": 0, "reports": "",
+        "loss": "cross_entropy", "focal_gamma": 2.0, "class_weights": "",
         "early_stopping": ml_collections.ConfigDict({
             "metric": "", "patience": 5, "min_delta": 0.0})})
     return config
@@ -283,6 +286,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
              "of training examples to hold out")
     from dlx.data import augment
     augment.get(config.data.augment)
+    from dlx.data.batching import SAMPLINGS
+    _require(config.data.sampling in SAMPLINGS, f"data.sampling={config.data.sampling!r} is not "
+             f"known; expected one of: {', '.join(SAMPLINGS)}")
     from dlx.analysis import REPORTS
     unknown = [name for name in names(train.reports) if name not in REPORTS]
     _require(not unknown, f"train.reports: unknown report {', '.join(unknown)}; expected any of: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _expand_to(where: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -118,9 +119,8 @@ def info_nce(query_BD: jax.Array, key_BD: jax.Array, temperature: float = 0.1) -
     return cross_entropy(logits_BB, jnp.arange(logits_BB.shape[0]))
 
 
-def focal(logits_BC: jax.Array, labels_B: jax.Array, gamma: float = 2.0,
-          where: jax.Array | None = None, weights: jax.Array | None = None) -> jax.Array:
-    """Scalar: mean over real rows of -(1 - p_y)^gamma log p_y, p = softmax(logits_BC)."""
+def _focal_B(logits_BC: jax.Array, labels_B: jax.Array, gamma: float) -> jax.Array:
+    """Per-row -(1 - p_y)^gamma log p_y, shape B, in float32."""
     logp_y_B = _pick(jax.nn.log_softmax(logits_BC.astype(jnp.float32)), labels_B)
     # -expm1(log p) is 1 - p without cancellation when p is near 1.
     base_B = -jnp.expm1(logp_y_B)
@@ -128,5 +128,30 @@ def focal(logits_BC: jax.Array, labels_B: jax.Array, gamma: float = 2.0,
     positive_B = base_B > 0
     factor_B = jnp.where(positive_B, jnp.where(positive_B, base_B, 1.0) ** gamma,
                          jnp.zeros_like(base_B) ** gamma)
-    loss_B = -factor_B * logp_y_B
-    return _weighted_mean(loss_B, where, _class_weights(weights, labels_B))
+    return -factor_B * logp_y_B
+
+
+def focal(logits_BC: jax.Array, labels_B: jax.Array, gamma: float = 2.0,
+          where: jax.Array | None = None, weights: jax.Array | None = None) -> jax.Array:
+    """Scalar: mean over real rows of -(1 - p_y)^gamma log p_y, p = softmax(logits_BC)."""
+    return _weighted_mean(_focal_B(logits_BC, labels_B, gamma), where,
+                          _class_weights(weights, labels_B))
+
+
+def focal_sum(logits_BC: jax.Array, labels_B: jax.Array, gamma: float = 2.0,
+              where_B: jax.Array | None = None, weights: jax.Array | None = None) -> jax.Array:
+    """Scalar: sum over real rows of -w_y (1 - p_y)^gamma log p_y (Lin et al. 2017, w = α);
+    gamma = 0 gives `cross_entropy_sum`; the caller divides by the count."""
+    loss_B = _focal_B(logits_BC, labels_B, gamma)
+    if weights is not None:
+        loss_B = _class_weights(weights, labels_B) * loss_B
+    if where_B is not None:
+        loss_B = jnp.where(where_B, loss_B, 0.0)
+    return loss_B.sum()
+
+
+def balanced_class_weights(labels_N, num_classes: int) -> tuple[float, ...]:
+    """weights_C = n / (C · n_c) (sklearn's "balanced"); classes absent from labels_N get 0."""
+    counts_C = np.bincount(np.asarray(labels_N).reshape(-1), minlength=num_classes)
+    n = counts_C.sum()
+    return tuple(float(n / (num_classes * c)) if c else 0.0 for c in counts_C[:num_classes])

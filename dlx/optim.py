@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable, Union
 
 import jax
@@ -15,6 +16,9 @@ from dlx.errors import DlxError
 SCHEDULES = ("constant", "cosine", "linear", "step")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 DECAYED_LEAF_NAMES = frozenset({"kernel"})
+FROZEN = "frozen"  # The `group_labels` label of the leaves `optim.freeze` matches.
+LAYER_KEY = re.compile(r"^layer_(\d+)$")  # `encoder/layer_{k}` (BERT), `decoder/layer_{k}` (GPT).
+EMBEDDING_KEYS = ("embeddings", "token_embedding", "position_embedding")
 
 Mask = Union[Any, Callable[[Any], Any]]
 
@@ -141,6 +145,113 @@ def _optimizer(name: str, lr: optax.Schedule, optim_config: ml_collections.Confi
     return makers[name]()  # `make` has checked the name.
 
 
+def param_path(path: tuple) -> str:
+    """A jax key path -> its '/'-joined names, e.g. `bert/encoder/layer_0/mlp/output/kernel`."""
+    return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def layer_depth(path: str) -> int | None:
+    """Depth of a '/'-joined param path in a layer stack: k + 1 for `.../layer_{k}/...` under an
+    `encoder` or `decoder` (BERT, GPT), 0 for embeddings (`embeddings/`, `token_embedding`,
+    `position_embedding`), None for everything else (heads, pooler, final norm: the top)."""
+    names = path.split("/")
+    for parent, name in zip(names, names[1:]):
+        match = LAYER_KEY.match(name)
+        if match and parent in ("encoder", "decoder"):
+            return int(match.group(1)) + 1
+    return 0 if any(name in EMBEDDING_KEYS for name in names) else None
+
+
+def layer_multipliers(params: Any, decay: float) -> Any:
+    """Pytree like `params` of float LR multipliers: decay^(L - k) for layer k of L, decay^(L + 1)
+    for the embeddings, 1 for the rest; other models (no `layer_{k}` stack) raise for decay < 1."""
+    paths = [param_path(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    depths = [layer_depth(path) for path in paths]
+    num_layers = max((d for d in depths if d is not None), default=0)
+    if decay < 1 and num_layers == 0:
+        raise DlxError(f"optim.layer_decay={decay} needs a model with an encoder/decoder "
+                       f"layer_{{k}} stack (BERT, GPT); this model has none; set it to 1")
+    leaves = [1.0 if d is None else float(decay) ** (num_layers + 1 - d) for d in depths]
+    return jax.tree.unflatten(jax.tree.structure(params), leaves)
+
+
+def _freeze_patterns(optim_config: ml_collections.ConfigDict) -> list[re.Pattern]:
+    text = optim_config.get("freeze", "")
+    if not isinstance(text, str):
+        raise DlxError(f"optim.freeze must be a string of comma-separated regexes, got {text!r}")
+    patterns = []
+    for part in (p.strip() for p in text.split(",")):
+        if part:
+            try:
+                patterns.append(re.compile(part))
+            except re.error as e:
+                raise DlxError(f"optim.freeze: {part!r} is not a regex ({e})") from None
+    return patterns
+
+
+def group_labels(params: Any, patterns: list[re.Pattern], decay: float) -> Any:
+    """Pytree like `params` of labels: `frozen` where a pattern searches the '/'-joined path,
+    else `lr_x<multiplier>` (`layer_multipliers`); a pattern matching no leaf is an error."""
+    paths = [param_path(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    unused = [p.pattern for p in patterns if not any(p.search(path) for path in paths)]
+    if unused:
+        raise DlxError(f"optim.freeze: {unused[0]!r} matches no parameter; paths look like "
+                       f"{paths[0]!r}")
+    multipliers = jax.tree.leaves(layer_multipliers(params, decay))
+    labels = [FROZEN if any(p.search(path) for p in patterns) else f"lr_x{m!r}"
+              for path, m in zip(paths, multipliers)]
+    return jax.tree.unflatten(jax.tree.structure(params), labels)
+
+
+def _groups(optim_config: ml_collections.ConfigDict
+            ) -> tuple[list[re.Pattern], float, int] | None:
+    """(freeze patterns, layer_decay, unfreeze_at) from the config; None when all are off."""
+    patterns = _freeze_patterns(optim_config)
+    decay = optim_config.get("layer_decay", 1.0)
+    if not (isinstance(decay, (int, float)) and 0 < decay <= 1):
+        raise DlxError(f"optim.layer_decay must be in (0, 1] (1 = off), got {decay!r}")
+    unfreeze_at = optim_config.get("unfreeze_at", 0)
+    if not (isinstance(unfreeze_at, int) and unfreeze_at >= 0):
+        raise DlxError(f"optim.unfreeze_at must be an int >= 0 (0 = never), got {unfreeze_at!r}")
+    if unfreeze_at and not patterns:
+        raise DlxError(f"optim.unfreeze_at={unfreeze_at} needs optim.freeze to name what to "
+                       f"unfreeze")
+    if not patterns and decay == 1:
+        return None
+    return patterns, float(decay), unfreeze_at
+
+
+def _frozen_gate(unfreeze_at: int) -> optax.GradientTransformation:
+    """Zeroes its leaves' updates for good (unfreeze_at 0), or for steps < unfreeze_at."""
+    if not unfreeze_at:
+        return optax.set_to_zero()
+    return optax.scale_by_schedule(lambda count: (count >= unfreeze_at).astype(jnp.float32))
+
+
+def _grouped(groups: tuple[list[re.Pattern], float, int], final: bool
+             ) -> optax.GradientTransformation:
+    """multi_transform over `group_labels`: frozen leaves gated; the rest scaled by their
+    multiplier (`final`) or passed through (before clipping)."""
+    patterns, decay, unfreeze_at = groups
+
+    def labels(tree):
+        return group_labels(tree, patterns, decay)
+
+    def transforms(tree):
+        names = set(jax.tree.leaves(labels(tree)))
+        return {name: (_frozen_gate(unfreeze_at) if name == FROZEN
+                       else optax.scale(float(name[len("lr_x"):])) if final
+                       else optax.identity()) for name in names}
+
+    def init_fn(params):
+        return optax.multi_transform(transforms(params), labels).init(params)
+
+    def update_fn(updates, state, params=None):
+        return optax.multi_transform(transforms(updates), labels).update(updates, state, params)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
 def make(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
     """The optimiser chain for `config.optim`, in this order:
 
@@ -150,7 +261,12 @@ def make(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.Gra
     3. `optim.weight_decay` for every optimiser but adamw: `wd * w` added to the gradient of the
        kernels before the optimiser, i.e. L2-style coupling (Adam/RMSProp/Adagrad rescale it);
     4. the named optimiser on `schedule(...)`; adamw does decoupled decay (lr * wd * w) on the
-       `decay_mask` leaves itself.
+       `decay_mask` leaves itself;
+    5. with `optim.freeze` / `optim.layer_decay`: an `optax.multi_transform` over `group_labels`
+       that zeroes the updates of the frozen leaves (`set_to_zero`; until step
+       `optim.unfreeze_at` if set) and multiplies the others by their layer's LR multiplier.
+       Frozen gradients are also zeroed before step 1, so they never count in the clip norm;
+       a frozen leaf moves by exactly 0, so it is not weight-decayed either.
     """
     name = optim_config.name
     if name not in OPTIMIZERS:
@@ -159,7 +275,10 @@ def make(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.Gra
     weight_decay = _non_negative(optim_config, "weight_decay")
     l1, l2 = _penalty_strengths(optim_config)
     lr = schedule(optim_config, total_steps)
+    groups = _groups(optim_config)
     parts = []
+    if groups is not None and groups[0]:
+        parts.append(_grouped(groups, final=False))
     if optim_config.clip > 0:
         parts.append(optax.clip_by_global_norm(optim_config.clip))
     # Penalties come after clipping: the clip bounds the data gradient only, as with PyTorch's
@@ -172,4 +291,6 @@ def make(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax.Gra
     if name != "adamw" and weight_decay > 0:
         parts.append(optax.add_decayed_weights(weight_decay, mask=decay_mask))
     parts.append(_optimizer(name, lr, optim_config, weight_decay))
+    if groups is not None:
+        parts.append(_grouped(groups, final=True))
     return optax.chain(*parts)

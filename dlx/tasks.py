@@ -8,8 +8,9 @@ global on any number of devices and micro-batches. A task's `summarize(sums)` tu
 sums into the means that are logged.
 
 Tasks: `Classification` (softmax over classes), `MaskedLM` (BERT's masked-token prediction),
-`CausalLM` (next-token prediction) and `Seq2Seq` (target tokens from a source sequence, with
-greedy-decoding exact match in evaluation); `build` picks one from `model.name`.
+`CausalLM` (next-token prediction), `BiLM` (ELMo's forward and backward LMs) and `Seq2Seq`
+(target tokens from a source sequence, with greedy-decoding exact match in evaluation); `build`
+picks one from `model.name`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dlx import losses
 from dlx.data import mlm
@@ -47,9 +49,15 @@ class Classification:
 
     A batch with `lengths` (right-padded sequences) passes them to the model after `x`.
     `augment`, if given, transforms `x` in training steps only, with its own rng stream.
+    The differentiated loss is sum over rows of w_y * l / count: l the cross-entropy, or the focal
+    loss when `focal_gamma` is set; w = `class_weights` (1 when None). The logged `loss` stays the
+    plain cross-entropy; per-class counts (`tp_c`, `pred_c`, `true_c`, up to `MAX_F1_CLASSES`
+    classes) give `macro_f1`.
     """
     model: nn.Module
     augment: Augment | None = None
+    class_weights: tuple[float, ...] | None = None
+    focal_gamma: float | None = None
 
     def init(self, rng: jax.Array, batch: Batch) -> tuple[Any, Any]:
         """(params, batch_stats) for inputs shaped like `batch["x"]`; batch_stats is {} if unused."""
@@ -73,10 +81,49 @@ class Classification:
         where_B = batch.get("mask")
         real_B = jnp.ones(batch["y"].shape, bool) if where_B is None else where_B
         loss, sums = _prediction_sums(logits_BC, batch["y"], real_B)
+        if self.focal_gamma is not None:
+            total = losses.focal_sum(logits_BC, batch["y"], self.focal_gamma, real_B,
+                                     self.class_weights)
+            loss = total / jnp.maximum(sums["count"], 1.0)
+        elif self.class_weights is not None:
+            total = losses.cross_entropy_sum(logits_BC, batch["y"], real_B, self.class_weights)
+            loss = total / jnp.maximum(sums["count"], 1.0)
+        sums.update(_confusion_sums(logits_BC, batch["y"], real_B))
         return loss, (sums, updates.get("batch_stats", batch_stats))
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
-        return summarize(sums)
+        """`loss`, `accuracy` and, when the per-class counts are there, `macro_f1`."""
+        means = summarize(sums)
+        if "tp_0" in sums:
+            means["macro_f1"] = macro_f1(sums)
+        return means
+
+
+MAX_F1_CLASSES = 100  # Above this many classes the per-class counts (and macro_f1) are skipped.
+
+
+def _confusion_sums(logits_BC: jax.Array, labels_B: jax.Array, real_B: jax.Array
+                    ) -> dict[str, jax.Array]:
+    """Per-class float32 counts over real rows: `tp_c` (right), `pred_c` (predicted c), `true_c`."""
+    num_classes = logits_BC.shape[-1]
+    if num_classes > MAX_F1_CLASSES:
+        return {}
+    real_B1 = real_B.astype(jnp.float32)[:, None]
+    true_BC = jax.nn.one_hot(labels_B, num_classes) * real_B1
+    pred_BC = jax.nn.one_hot(logits_BC.argmax(-1), num_classes) * real_B1
+    counts = {"tp": (true_BC * pred_BC).sum(0), "pred": pred_BC.sum(0), "true": true_BC.sum(0)}
+    return {f"{name}_{c}": count_C[c] for name, count_C in counts.items()
+            for c in range(num_classes)}
+
+
+def macro_f1(sums: dict[str, float]) -> float:
+    """Host-side: the mean over classes of F1_c = 2 tp_c / (pred_c + true_c) (0/0 = 0), as
+    `dlx.metrics.precision_recall_f1(..., average="macro")` over all C classes."""
+    num_classes = sum(1 for key in sums if key.startswith("tp_"))
+    f1_C = [2 * float(sums[f"tp_{c}"]) / denom if (denom := float(sums[f"pred_{c}"])
+                                                   + float(sums[f"true_{c}"])) else 0.0
+            for c in range(num_classes)]
+    return sum(f1_C) / max(num_classes, 1)
 
 
 def summarize(sums: dict[str, float]) -> dict[str, float]:
@@ -194,6 +241,52 @@ class CausalLM:
 
 
 @dataclasses.dataclass(frozen=True)
+class BiLM:
+    """ELMo's two language models (`dlx.nn.elmo.BiLM`): forward position t predicts token t + 1,
+    backward position t predicts token t - 1.
+
+    `attention_mask` (B, T) marks real tokens (right padding; the model gets `lengths_B`, its row
+    sums); a target counts when it is real. The loss is the mean of the two directions' mean
+    cross-entropies; both count the same targets per row (real tokens minus one). Sums: the
+    joint `loss` and `correct` (averaged over the directions), `count`, and `forward_loss`,
+    `forward_correct`, `backward_loss`, `backward_correct`.
+    """
+    model: nn.Module
+
+    def init(self, rng: jax.Array, batch: Batch) -> tuple[Any, Any]:
+        lengths_B = batch["attention_mask"].sum(1).astype(jnp.int32)
+        init = jax.jit(lambda key, ids_BT, lengths_B: self.model.init(
+            {"params": key, "dropout": key}, ids_BT, lengths_B, train=False))
+        return init(rng, batch["input_ids"], lengths_B)["params"], {}
+
+    def loss(self, params, batch_stats, batch: Batch, rng: jax.Array, train: bool):
+        """Mean of the forward and backward next-token cross-entropies, and their sums."""
+        ids_BT = batch["input_ids"]
+        real_BT = _real_rows(batch, batch["attention_mask"].astype(bool))
+        lengths_B = real_BT.sum(1).astype(jnp.int32)
+        forward_BTV, backward_BTV = self.model.apply({"params": params}, ids_BT, lengths_B,
+                                                     train=train, rngs={"dropout": rng})
+        loss_f, sums_f = _prediction_sums(forward_BTV[:, :-1], ids_BT[:, 1:], real_BT[:, 1:])
+        loss_b, sums_b = _prediction_sums(backward_BTV[:, 1:], ids_BT[:, :-1], real_BT[:, :-1])
+        sums = {"loss": (sums_f["loss"] + sums_b["loss"]) / 2,
+                "correct": (sums_f["correct"] + sums_b["correct"]) / 2, "count": sums_f["count"],
+                **{f"{name}_{key}": part[key] for name, part in (("forward", sums_f),
+                                                                 ("backward", sums_b))
+                   for key in ("loss", "correct")}}
+        return (loss_f + loss_b) / 2, (sums, batch_stats)
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        """`loss`, `accuracy`, `perplexity` (both directions) and each direction's, prefixed."""
+        means = summarize_lm(sums)
+        for name in ("forward", "backward"):
+            if f"{name}_loss" in sums:
+                part = summarize_lm({"loss": sums[f"{name}_loss"],
+                                     "correct": sums[f"{name}_correct"], "count": sums["count"]})
+                means.update({f"{name}_{key}": value for key, value in part.items()})
+        return means
+
+
+@dataclasses.dataclass(frozen=True)
 class Seq2Seq:
     """Sequence to sequence with teacher forcing (`dlx.nn.seq2seq` models, `dlx.data.reverse`).
 
@@ -259,14 +352,14 @@ class Seq2Seq:
         return {"attention": "attention.png"}
 
 
-LM_MODELS = {"bert_mlm": "masked_lm", "gpt": "causal_lm"}
+LM_MODELS = {"bert_mlm": "masked_lm", "gpt": "causal_lm", "elmo_bilm": "bilm"}
 SEQ2SEQ_MODELS = ("seq2seq", "seq2seq_transformer")
 
 
 def build(config, model: nn.Module, metadata: dict[str, Any]):
-    """The task for `config.model.name`: MaskedLM for bert_mlm, CausalLM for gpt, Seq2Seq for
-    the seq2seq models, else Classification; LM tasks need a token data source
-    (`data.name="text"`), Seq2Seq a pair source (`data.name="reverse"`)."""
+    """The task for `config.model.name`: MaskedLM for bert_mlm, CausalLM for gpt, BiLM for
+    elmo_bilm, Seq2Seq for the seq2seq models, else Classification; LM tasks need a token data
+    source (`data.name="text"`), Seq2Seq a pair source (`data.name="reverse"`)."""
     from dlx.data import augment
     if config.model.name in SEQ2SEQ_MODELS:
         if "seq2seq_ids" not in metadata:
@@ -276,13 +369,56 @@ def build(config, model: nn.Module, metadata: dict[str, Any]):
         return Seq2Seq(model, pad_id=ids["pad"], bos_id=ids["bos"], eos_id=ids["eos"])
     kind = LM_MODELS.get(config.model.name)
     if kind is None:
-        return Classification(model, augment=augment.get(config.data.augment))
+        return Classification(model, augment=augment.get(config.data.augment),
+                              class_weights=class_weights(config, metadata),
+                              focal_gamma=focal_gamma(config))
     if "special_ids" not in metadata:
         raise DlxError(f"model.name={config.model.name!r} needs token data; set data.name='text' "
                        f"(got data.name={config.data.name!r})")
     if kind == "causal_lm":
         return CausalLM(model)
+    if kind == "bilm":
+        return BiLM(model)
     ids = metadata["special_ids"]
     return MaskedLM(model, special_ids=tuple(sorted(ids.values())), mask_id=ids["mask"],
                     vocab_size=metadata["vocab_size"], mask_rate=config.data.mask_rate,
                     max_predictions=config.data.max_predictions)
+
+
+LOSSES = ("cross_entropy", "focal")
+
+
+def focal_gamma(config) -> float | None:
+    """`train.focal_gamma` when `train.loss` is focal, None for cross_entropy (the default)."""
+    name = config.train.get("loss", "cross_entropy")
+    if name not in LOSSES:
+        raise DlxError(f"train.loss={name!r} is not known; expected one of: {', '.join(LOSSES)}")
+    if name == "cross_entropy":
+        return None
+    gamma = config.train.get("focal_gamma", 2.0)
+    if not (isinstance(gamma, (int, float)) and 0 <= gamma < math.inf):
+        raise DlxError(f"train.focal_gamma must be a finite number >= 0, got {gamma!r}")
+    return float(gamma)
+
+
+def class_weights(config, metadata: dict[str, Any]) -> tuple[float, ...] | None:
+    """`train.class_weights`: "" (none), "balanced" (n / (C n_c) over the train labels, as
+    sklearn) or comma-separated per-class weights; None when unset."""
+    text = config.train.get("class_weights", "")
+    if not text:
+        return None
+    counts = metadata.get("class_counts")
+    if counts is None:
+        raise DlxError(f"train.class_weights={text!r} needs a classification source with integer "
+                       f"labels y (data.name={config.data.name!r} has none)")
+    if text == "balanced":
+        return losses.balanced_class_weights(np.repeat(np.arange(len(counts)), counts),
+                                             len(counts))
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        weights = ()
+    if len(weights) != len(counts) or not all(0 <= w < math.inf for w in weights):
+        raise DlxError(f"train.class_weights={text!r}: expected 'balanced' or {len(counts)} "
+                       f"comma-separated numbers >= 0")
+    return weights

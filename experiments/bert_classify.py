@@ -9,6 +9,11 @@ Any HF BERT directory works (set data.tokenizer to the same path). The classifie
 pooled [CLS] vector; `--config.model.pretrained=false` trains the same network from scratch, the
 comparison that shows what pre-training bought. `data.corpus=pang_lee_polarity` switches to 200
 movie-review sentences (negative/positive).
+Transfer-learning options (off by default; not measured yet): `--config.optim.layer_decay=0.8`
+(layer-wise LR decay: encoder layer k of L trains at lr * 0.8^(L - k), the embeddings at
+0.8^(L + 1), pooler and classifier at lr) and `--config.optim.freeze=embeddings` (regexes on
+'/'-joined param paths such as bert/encoder/layer_0/mlp/output/kernel; add
+`--config.optim.unfreeze_at=N` to train them after N steps).
 Run: dlx train --config experiments/bert_classify.py --workdir runs/bert_classify
 """
 

@@ -84,4 +84,31 @@ def load(data_config: ml_collections.ConfigDict) -> Splits:
         splits = sources[data_config.name](data_config)
     except AttributeError as e:  # ConfigDict raises AttributeError for a missing key.
         raise missing_key("data", data_config.name, e) from None
-    return carve(splits, data_config.validation_size, data_config.train_size)
+    splits = carve(splits, data_config.validation_size, data_config.train_size)
+    splits = imbalance(splits, data_config.get("imbalance", 1.0))
+    labels_N = splits.train.get("y")
+    if labels_N is not None and labels_N.ndim == 1 and np.issubdtype(labels_N.dtype, np.integer):
+        counts_C = np.bincount(labels_N, minlength=splits.num_classes)
+        splits = dataclasses.replace(splits, metadata={
+            **splits.metadata, "class_counts": tuple(int(n) for n in counts_C)})
+    return splits
+
+
+def imbalance(splits: Splits, fraction: float) -> Splits:
+    """Keeps `fraction` (at least 1) of the train rows of each class c >= C/2, chosen with the
+    fixed VALIDATION_SEED, so the train set is deliberately imbalanced; val and test unchanged."""
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise DlxError(f"data.imbalance must be in (0, 1] (the fraction of the train rows of "
+                       f"classes >= C/2 kept; 1 = all), got {fraction!r}")
+    if fraction == 1:
+        return splits
+    labels_N = splits.train.get("y")
+    if labels_N is None or labels_N.ndim != 1 or splits.num_classes < 2:
+        raise DlxError("data.imbalance < 1 needs a classification source with labels y")
+    rng = np.random.default_rng(VALIDATION_SEED)
+    keep_N = np.ones(len(labels_N), bool)
+    for c in range((splits.num_classes + 1) // 2, splits.num_classes):
+        rows = np.flatnonzero(labels_N == c)
+        drop = rng.permutation(rows)[max(1, round(fraction * len(rows))):]
+        keep_N[drop] = False
+    return dataclasses.replace(splits, train=_rows(splits.train, np.flatnonzero(keep_N)))

@@ -82,6 +82,16 @@ def _gpt(model_config: ml_collections.ConfigDict, num_outputs: int,
                use_fused=model_config.use_fused)
 
 
+def _elmo_bilm(model_config: ml_collections.ConfigDict, num_outputs: int,
+               axis_name: str | None) -> nn.Module:
+    """ELMo's biLSTM language model over a `num_outputs`-token vocabulary (the data source's)."""
+    del axis_name  # No BatchNorm.
+    from dlx.nn.elmo import BiLM
+    return BiLM(vocab_size=num_outputs, hidden_size=model_config.hidden_size,
+                num_layers=model_config.num_layers, residual=model_config.residual,
+                dropout=model_config.dropout)
+
+
 def _bert_classifier(model_config: ml_collections.ConfigDict, num_outputs: int,
                      axis_name: str | None) -> nn.Module:
     """BERT with the architecture of the checkpoint `model.init_from` and a `num_outputs`-way
@@ -133,7 +143,8 @@ def pretrained(model_config: ml_collections.ConfigDict) -> Callable[[dict], dict
 
 MODELS = {"mlp": _mlp, "conv1d": _conv1d, "simple_cnn": _simple_cnn, "rnn": _rnn,
           "bert_mlm": _bert_mlm, "gpt": _gpt, "bert_classifier": _bert_classifier,
-          "seq2seq": _seq2seq, "seq2seq_transformer": _seq2seq_transformer}
+          "seq2seq": _seq2seq, "seq2seq_transformer": _seq2seq_transformer,
+          "elmo_bilm": _elmo_bilm}
 
 
 def build(model_config: ml_collections.ConfigDict, num_outputs: int,

@@ -1,4 +1,4 @@
-"""LSTM and GRU written gate by gate with PyTorch's equations, stacked and masked for padding.
+"""LSTM, GRU and a plain tanh RNN, gate by gate with PyTorch's equations, stacked and masked.
 
 LSTM (gate order i, f, g, o along the `G·H` axis, as in `torch.nn.LSTM`)::
 
@@ -11,17 +11,21 @@ GRU (gate order r, z, n, as in `torch.nn.GRU`)::
     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)     z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn))  h' = (1 - z) * n + z * h
 
+Simple (`cell_type="simple"`, `torch.nn.RNN` with tanh)::
+
+    h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+
 Every cell has exactly four params, stored transposed relative to torch (`x @ kernel`):
-`kernel_ih (F, G·H)`, `bias_ih (G·H,)`, `kernel_hh (H, G·H)`, `bias_hh (G·H,)` with G = 4 (LSTM)
-or 3 (GRU). A direction projects its inputs `x_BTF @ kernel_ih` for all time steps as one matmul
-outside the time loop, whose body does only `h_BH @ kernel_hh`, the biases and the gates.
+`kernel_ih (F, G·H)`, `bias_ih (G·H,)`, `kernel_hh (H, G·H)`, `bias_hh (G·H,)` with G = 4 (LSTM),
+3 (GRU) or 1 (simple). A direction projects its inputs `x_BTF @ kernel_ih` for all time steps as
+one matmul outside the time loop, whose body does only `h_BH @ kernel_hh`, the biases and the gates.
 Default init (`weight_init="default"`): `kernel_ih` LeCun normal, each gate's `(H, H)` block of
 `kernel_hh` orthogonal, biases zero except the LSTM forget slice of `bias_ih` (1);
 `weight_init="torch"` draws all four from U(-1/sqrt(H), 1/sqrt(H)) with no forget offset, as
 torch does. An `RNN`'s params are `{f"l{k}": cell, f"l{k}_reverse": cell}`
 for layers k (the second only when bidirectional), mirroring torch's `weight_ih_l{k}[_reverse]`;
 layer k > 0 reads `F = D·H` features (D = 2 when bidirectional). Carries are `(h_BH, c_BH)` for
-LSTM and `h_BH` for GRU.
+LSTM and `h_BH` for GRU and simple.
 
 Gradients of a direction are hand-written (`jax.custom_vjp`): the forward loop keeps each step's
 gate activations (in place of the projected inputs), h and c going in; the backward is one reverse
@@ -355,7 +359,73 @@ class GRUCell(_Cell):
         return _weight_grads(params, x_BTF, h_prev_BTH, dxg_BTG, dhg_BTG)
 
 
-CELLS: dict[str, type[_Cell]] = {"lstm": LSTMCell, "gru": GRUCell}
+class SimpleCell(_Cell):
+    """Plain (Elman) tanh RNN cell, `torch.nn.RNN`'s: h' = tanh(W_ih x + b_ih + W_hh h + b_hh);
+    carry `h_BH`. Its gradient through T steps is a product of T Jacobians diag(1 - h²) W_hh^T,
+    so it vanishes or explodes with the recurrent kernel's scale (`gradient_norms_per_step`)."""
+    num_gates: ClassVar[int] = 1
+
+    @nn.nowrap
+    def initialize_carry(self, rng: jax.Array, input_shape: tuple[int, ...]) -> Carry:
+        """Zero carry `h_BH` for inputs of shape `(*batch, F)`; `rng` is unused."""
+        del rng
+        return jnp.zeros(tuple(input_shape[:-1]) + (self.hidden_size,), jnp.float32)
+
+    @staticmethod
+    def recurrence(kernel_hh_HG: jax.Array, bias_hh_G: jax.Array, carry: Carry,
+                   xg_BG: jax.Array) -> tuple[Carry, jax.Array]:
+        """tanh step `(h_BH, xg_BH)` -> `(h'_BH, h'_BH)`."""
+        h_BH = jnp.tanh(xg_BG + _add_last(carry @ kernel_hh_HG, bias_hh_G))
+        return h_BH, h_BH
+
+    @staticmethod
+    def scan(params: dict, x_BTF: jax.Array, mask_BT: jax.Array | None, reverse: bool,
+             save: bool) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...]]:
+        """tanh direction -> `((y_BTH, h_BH), (h_prev_BTH,))`; y itself holds each step's h'."""
+        xg_BTH = x_BTF @ params["kernel_ih"]
+        bias_H = params["bias_ih"] + params["bias_hh"]
+        kernel_hh_HH = params["kernel_hh"]
+        batch, steps, hidden = xg_BTH.shape
+        zeros_BH = jnp.zeros((batch, hidden), xg_BTH.dtype)
+
+        def body(t: jax.Array, state: tuple) -> tuple:
+            h_BH, y_BTH, saved = state
+            new_h_BH = jnp.tanh(_add_last(_at(xg_BTH, t) + h_BH @ kernel_hh_HH, bias_H))
+            y_BTH = _set_at(y_BTH, t, _where_real(mask_BT, t, new_h_BH, zeros_BH))
+            if save:
+                saved = (_set_at(saved[0], t, h_BH),)
+            return _where_real(mask_BT, t, new_h_BH, h_BH), y_BTH, saved
+
+        saved = (jnp.zeros_like(xg_BTH),) if save else ()
+        h_BH, y_BTH, saved = _time_loop(body, steps, (zeros_BH, jnp.zeros_like(xg_BTH), saved),
+                                        reverse)
+        if save:  # Each real step's output h' (padded steps: 0, never used) for the backward.
+            saved = (saved[0], y_BTH)
+        return (y_BTH, h_BH), saved
+
+    @staticmethod
+    def scan_backward(params: dict, x_BTF: jax.Array, mask_BT: jax.Array | None, reverse: bool,
+                      residuals: tuple[jax.Array, ...],
+                      cotangents: tuple[jax.Array, ...]) -> tuple[dict, jax.Array]:
+        """tanh `scan` cotangents `(dy_BTH, dh_BH)` -> `(param grads, dx_BTF)`."""
+        h_prev_BTH, h_new_BTH = residuals
+        dy_BTH, dh_BH = cotangents
+        kernel_hh_HH = params["kernel_hh"].T
+
+        def body(t: jax.Array, state: tuple) -> tuple:
+            dh_BH, da_BTH = state
+            h_BH = _at(h_new_BTH, t)
+            da_BH = (dh_BH + _at(dy_BTH, t)) * (1 - h_BH * h_BH)
+            da_BH = _where_real(mask_BT, t, da_BH, jnp.zeros_like(da_BH))
+            return (_where_real(mask_BT, t, da_BH @ kernel_hh_HH, dh_BH),
+                    _set_at(da_BTH, t, da_BH))
+
+        _, da_BTH = _time_loop(body, h_new_BTH.shape[1], (dh_BH, jnp.zeros_like(h_new_BTH)),
+                               not reverse)
+        return _weight_grads(params, x_BTF, h_prev_BTH, da_BTH, da_BTH)
+
+
+CELLS: dict[str, type[_Cell]] = {"lstm": LSTMCell, "gru": GRUCell, "simple": SimpleCell}
 
 
 WEIGHT_INITS = ("default", "torch")
@@ -582,7 +652,8 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 def from_torch_state_dict(state_dict: Any, cell_type: str, num_layers: int,
                           bidirectional: bool) -> dict[str, dict[str, jax.Array]]:
-    """`torch.nn.LSTM`/`GRU` state dict -> `RNN` params (use as `{"params": ...}`), transposed."""
+    """`torch.nn.LSTM`/`GRU`/`RNN` (tanh) state dict -> `RNN` params (as `{"params": ...}`),
+    transposed."""
     gates = _cell_class(cell_type).num_gates
     directions = 2 if bidirectional else 1
 

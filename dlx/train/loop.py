@@ -20,7 +20,7 @@ from dlx import config as config_lib
 from dlx import data as data_lib
 from dlx import nn as nn_lib
 from dlx import optim, tasks
-from dlx.data.batching import EpochBatcher, eval_batches
+from dlx.data.batching import eval_batches, make_batcher
 from dlx.errors import DlxError
 from dlx.train import outputs
 from dlx.train.checkpoint import Checkpointer, abstract_like
@@ -280,7 +280,8 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
     """Steps from `start` to `train.steps` or an early stop; (state, meta of its last checkpoint,
     its evaluation), or None after a SIGTERM/SIGINT."""
     train = run.config.train
-    batcher = EpochBatcher(run.splits.train, train.batch_size, run.config.seed)
+    batcher = make_batcher(run.splits.train, train.batch_size, run.config.seed,
+                           run.config.data.get("sampling", "uniform"), run.splits.num_classes)
     if meta:
         batcher.restore(meta["data"])
     window = _Window(run.task.summarize, meta.get("window"))

@@ -19,7 +19,10 @@ def build_configs(config_arg: str, overrides: list[str],
 
 
 def _table(rows: list[dict], splits: tuple[str, ...]) -> str:
-    header = ["run", "settings", "steps", "train loss", *(f"{s} acc %" for s in splits)]
+    f1 = all("macro_f1" in row["eval"][s] for row in rows for s in splits)
+    f1_splits = splits if f1 else ()
+    header = ["run", "settings", "steps", "train loss", *(f"{s} acc %" for s in splits),
+              *(f"{s} macro-F1 %" for s in f1_splits)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         settings = ", ".join(f"{k}={v}" for k, v in row["settings"].items())
@@ -27,7 +30,8 @@ def _table(rows: list[dict], splits: tuple[str, ...]) -> str:
         if row.get("early_stopping", {}).get("stopped_early"):
             steps += f" (best; stopped at {row['early_stopping']['stopped_step']})"
         cells = [row["run"], settings, steps, f"{row['train_loss']:.4f}",
-                 *(f"{100 * row['eval'][s]['accuracy']:.1f}" for s in splits)]
+                 *(f"{100 * row['eval'][s]['accuracy']:.1f}" for s in splits),
+                 *(f"{100 * row['eval'][s]['macro_f1']:.1f}" for s in f1_splits)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
