@@ -162,13 +162,7 @@ MODELS: dict[str, Callable[[argparse.Namespace], Contest]] = {
 
 def quality(words: list[str], vectors_VD: np.ndarray) -> dict[str, float]:
     """WordSim-353 and SimLex-999 Spearman, Google analogy accuracy, and each set's OOV ratio."""
-    scores = evaluate.evaluate_all(KeyedVectors(words, vectors_VD))
-    return {"wordsim353": scores["wordsim353"]["spearman"],
-            "simlex999": scores["simlex999"]["spearman"],
-            "analogy": scores["analogies"]["accuracy"],
-            "wordsim353_oov": scores["wordsim353"]["oov_ratio"],
-            "simlex999_oov": scores["simlex999"]["oov_ratio"],
-            "analogy_oov": scores["analogies"]["oov_ratio"]}
+    return evaluate.headline(evaluate.evaluate_all(KeyedVectors(words, vectors_VD)))
 
 
 def mean_quality(runs: list[dict[str, float]]) -> dict[str, float]:

@@ -166,3 +166,14 @@ def evaluate_all(kv: KeyedVectors, restrict_vocab: int = 300000,
                                          restrict_vocab),
             "analogies": analogies(kv, google_analogies or gensim_test_file(GOOGLE_ANALOGIES),
                                    restrict_vocab)}
+
+
+def headline(scores: dict) -> dict:
+    """The figures a results table shows, from `evaluate_all`'s scores: WordSim-353 and
+    SimLex-999 Spearman, analogy accuracy, and each set's OOV ratio."""
+    return {"wordsim353": scores["wordsim353"]["spearman"],
+            "simlex999": scores["simlex999"]["spearman"],
+            "analogy": scores["analogies"]["accuracy"],
+            "wordsim353_oov": scores["wordsim353"]["oov_ratio"],
+            "simlex999_oov": scores["simlex999"]["oov_ratio"],
+            "analogy_oov": scores["analogies"]["oov_ratio"]}

@@ -122,16 +122,6 @@ def evaluation(kv: KeyedVectors, eval_config: ml_collections.ConfigDict) -> dict
     return {**scores, "neighbours": neighbours}
 
 
-def headline(scores: dict) -> dict:
-    """The figures a results table shows."""
-    return {"wordsim353": scores["wordsim353"]["spearman"],
-            "simlex999": scores["simlex999"]["spearman"],
-            "analogy": scores["analogies"]["accuracy"],
-            "wordsim353_oov": scores["wordsim353"]["oov_ratio"],
-            "simlex999_oov": scores["simlex999"]["oov_ratio"],
-            "analogy_oov": scores["analogies"]["oov_ratio"]}
-
-
 def _check_workdir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict | None:
     """The saved summary when `workdir` holds this finished run, None when it holds nothing of
     it; an error when it holds another run."""
@@ -181,7 +171,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dic
         kv.save(workdir / FASTTEXT_DIR)
     scores = evaluation(kv, config.eval)
     outputs.write_json(workdir / "eval.json", scores)
-    figures = headline(scores)
+    figures = evaluate_lib.headline(scores)
     summary = {"experiment": config.name, "model": config.model.name,
                "corpus": config.data.corpus, "sentences": len(sentences),
                "corpus_words": corpus_words, "vocab_size": len(kv), "dim": kv.vector_size,
@@ -209,5 +199,5 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
     """`dlx eval`: the scores of the vectors saved in `workdir`, with `config.eval`'s sets."""
     kv = load_vectors(workdir)
     scores = evaluation(kv, config.eval)
-    _print_scores(config.name, headline(scores), scores["neighbours"])
-    return {"eval": headline(scores), "neighbours": scores["neighbours"]}
+    _print_scores(config.name, evaluate_lib.headline(scores), scores["neighbours"])
+    return {"eval": evaluate_lib.headline(scores), "neighbours": scores["neighbours"]}

@@ -363,15 +363,6 @@ class FastTextVectors(KeyedVectors):
                        syn1_VD=stored["syn1"] if "syn1" in stored.files else None)
 
 
-def _check(sentences: Sequence[Sequence[str]], **settings: float) -> None:
-    if isinstance(sentences, str) or (len(sentences) and isinstance(sentences[0], str)):
-        raise DlxError("fasttext.train needs tokenized sentences (lists of str), got strings; "
-                       "tokenize first, e.g. [vocab.tokenize(doc) for doc in docs]")
-    for name, value in settings.items():
-        if value < 1:
-            raise DlxError(f"fasttext.train needs {name} >= 1, got {value}")
-
-
 def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100,
           window: int = 5, negative: int = 5, min_count: int = 5, sample: float = 1e-3,
           epochs: int = 5, alpha: float | None = None, min_alpha: float = 1e-4, min_n: int = 3,
@@ -389,13 +380,11 @@ def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100
     check_ngrams(min_n, max_n, bucket)
     if shared_negatives is None:
         shared_negatives = 32 if sg else 8
-    _check(sentences, dim=dim, window=window, negative=negative, epochs=epochs,
-           batch_words=batch_words, block=block, shared_negatives=shared_negatives,
-           steps_per_call=steps_per_call)
-    vocab = vocab_lib.Vocab.build(sentences, min_count=min_count, max_vocab=max_vocab)
-    if not len(vocab):
-        raise DlxError(f"no word occurs min_count={min_count} times in the {len(sentences)} "
-                       f"sentences; lower min_count or give more text")
+    word2vec.check_arguments("fasttext.train", sentences, dim=dim, window=window,
+                             negative=negative, epochs=epochs, batch_words=batch_words,
+                             block=block, shared_negatives=shared_negatives,
+                             steps_per_call=steps_per_call)
+    vocab = word2vec.vocabulary(sentences, min_count, max_vocab)
     alpha = (0.025 if sg else 0.05) if alpha is None else alpha
     rng = np.random.default_rng(seed)
     subwords = Subwords.build(vocab.words, min_n, max_n, bucket)
