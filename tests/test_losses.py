@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import REPO
+from conftest import REPO, emulated_devices_flags
 
 from dlx import losses
 
@@ -95,8 +95,7 @@ print(repr(float(jax.jit(losses.masked_cross_entropy)(*args))))
 
 
 def test_masked_cross_entropy_sharded_over_eight_devices_uses_global_count():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=emulated_devices_flags(8), JAX_PLATFORMS="cpu")
     result = subprocess.run([sys.executable, "-c", _SHARDED_CODE], env=env, cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
