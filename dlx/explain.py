@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import io
 import json
 import pathlib
 from typing import Any, Callable, NamedTuple, Sequence
@@ -33,7 +32,7 @@ import numpy as np
 
 from dlx.errors import DlxError
 from dlx.nn.attention import MultiHeadAttention, attention_weights
-from dlx.train.outputs import write_atomic
+from dlx.train.outputs import figure, save_figure, write_atomic
 
 IG_METHODS = ("riemann_trapezoid", "gauss_legendre")
 COMMAND_METHODS = ("ig", "gxi", "attention")  # `dlx explain --method`; `all` runs what applies.
@@ -272,23 +271,6 @@ def _traced_maps(module: nn.Module, kwargs: dict, variables: dict,
 # Plots ------------------------------------------------------------------------------------------
 
 
-def _figure(rows: int, cols: int, size: tuple[float, float]):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt.subplots(rows, cols, figsize=size, squeeze=False)
-
-
-def _write_png(fig, path: pathlib.Path) -> None:
-    """Saves `fig` as PNG bytes through `write_atomic`, then closes it."""
-    import matplotlib.pyplot as plt
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    write_atomic(pathlib.Path(path), buffer.getvalue())
-
-
 def _limit(values: np.ndarray) -> float:
     """Symmetric colour limit for signed attributions."""
     return float(np.abs(values).max()) or 1.0
@@ -309,13 +291,13 @@ def plot_attributions(x: Any, attributions: Any, path: str | pathlib.Path, title
     norm = colors.Normalize(-_limit(attributions), _limit(attributions))
     colour = lambda a: cm.coolwarm(norm(a))
     if tokens is not None:
-        fig, axes = _figure(1, 1, (max(6.0, 0.35 * len(tokens)), 4))
+        fig, axes = figure(size=(max(6.0, 0.35 * len(tokens)), 4), squeeze=False)
         ax = axes[0, 0]
         ax.bar(np.arange(len(tokens)), attributions, color=colour(attributions))
         ax.set_xticks(np.arange(len(tokens)), list(tokens), rotation=90, fontsize=8)
         ax.set(ylabel="attribution", title=title)
     elif x.ndim == 1:
-        fig, axes = _figure(2, 1, (8, 5))
+        fig, axes = figure(nrows=2, size=(8, 5), squeeze=False)
         positions = np.arange(len(x))
         axes[0, 0].plot(positions, x, color="0.3")
         axes[0, 0].scatter(positions, x, c=colour(attributions), s=25, zorder=3)
@@ -325,7 +307,7 @@ def plot_attributions(x: Any, attributions: Any, path: str | pathlib.Path, title
         axes[1, 0].axhline(0, color="0.5", linewidth=0.5)
     elif x.ndim in (2, 3):
         heat = attributions if attributions.ndim == 2 else attributions.sum(-1)
-        fig, axes = _figure(1, 2, (8, 4))
+        fig, axes = figure(ncols=2, size=(8, 4), squeeze=False)
         image = x if x.ndim == 2 or x.shape[-1] != 1 else x[..., 0]
         span = float(image.max() - image.min()) or 1.0
         axes[0, 0].imshow((image - image.min()) / span, cmap="gray" if image.ndim == 2 else None)
@@ -340,7 +322,7 @@ def plot_attributions(x: Any, attributions: Any, path: str | pathlib.Path, title
     else:
         raise DlxError(f"plot_attributions draws 1-D signals and images (H, W[, C]); got x of "
                        f"shape {x.shape}")
-    _write_png(fig, path)
+    save_figure(fig, path)
 
 
 def plot_attention(maps: dict[str, Any], path: str | pathlib.Path,
@@ -352,7 +334,8 @@ def plot_attention(maps: dict[str, Any], path: str | pathlib.Path,
         raise DlxError("plot_attention got no attention maps")
     heads = max(np.shape(weights)[0] for weights in maps.values())
     top = max(float(np.max(weights)) for weights in maps.values()) or 1.0  # Shared colour scale.
-    fig, axes = _figure(len(maps), heads, (3.2 * heads, 3.2 * len(maps)))
+    fig, axes = figure(ncols=heads, nrows=len(maps), size=(3.2 * heads, 3.2 * len(maps)),
+                       squeeze=False)
     for row, (name, weights_HTS) in enumerate(maps.items()):
         for head in range(heads):
             ax = axes[row, head]
@@ -370,7 +353,7 @@ def plot_attention(maps: dict[str, Any], path: str | pathlib.Path,
                 ax.set_yticks(np.arange(len(labels)), labels, fontsize=6)
             else:
                 ax.set(xticks=[], yticks=[])
-    _write_png(fig, path)
+    save_figure(fig, path)
 
 
 # `dlx explain` ----------------------------------------------------------------------------------

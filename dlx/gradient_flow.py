@@ -141,14 +141,8 @@ def measure(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
 
 def plot(norms: dict[str, np.ndarray], path: pathlib.Path, title: str) -> None:
     """Log-scale ‖∂loss/∂h_t‖ vs t, one line per cell, written atomically as a PNG."""
-    import io
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from dlx.train import outputs
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = outputs.figure(size=(7, 4.5))
     for name, norms_T in norms.items():
         # A norm that underflowed float32 to 0 is left out (the line stops there).
         ax.semilogy(np.arange(len(norms_T)), np.where(norms_T > 0, norms_T, np.nan), label=name)
@@ -156,11 +150,7 @@ def plot(norms: dict[str, np.ndarray], path: pathlib.Path, title: str) -> None:
            ylabel="‖∂loss/∂h_t‖", title=title)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    outputs.write_atomic(path, buffer.getvalue())
+    outputs.save_figure(fig, path, dpi=110)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import importlib
-import io
 import math
 import pathlib
 import re
@@ -166,7 +165,7 @@ def precision_recall_f1(labels_N: Any, predictions_N: Any, num_classes: int,
 def plot_confusion_matrix(matrix_CC: Any, class_names: Sequence[str], path: str | pathlib.Path,
                           title: str = "confusion matrix") -> pathlib.Path:
     """Writes matrix_CC (rows true, columns predicted) as an annotated heat map PNG, atomically."""
-    from dlx.train.outputs import write_atomic
+    from dlx.train.outputs import figure, save_figure
 
     matrix_CC = np.asarray(matrix_CC)
     if matrix_CC.ndim != 2 or matrix_CC.shape[0] != matrix_CC.shape[1] or matrix_CC.size == 0:
@@ -174,13 +173,9 @@ def plot_confusion_matrix(matrix_CC: Any, class_names: Sequence[str], path: str 
     if len(class_names) != matrix_CC.shape[0]:
         raise DlxError(f"class_names has {len(class_names)} names but matrix_CC has "
                        f"{matrix_CC.shape[0]} classes; expected one name per class")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     num_classes = matrix_CC.shape[0]
     side = max(4.0, 0.5 * num_classes + 2.0)
-    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    fig, ax = figure(size=(side + 1.0, side))
     try:
         image = ax.imshow(matrix_CC, cmap="Blues")
         fig.colorbar(image, ax=ax)
@@ -196,13 +191,12 @@ def plot_confusion_matrix(matrix_CC: Any, class_names: Sequence[str], path: str 
                     value = matrix_CC[i, j]
                     ax.text(j, i, f"{value:d}" if integral else f"{value:.2f}", ha="center",
                             va="center", fontsize=8, color="white" if value > middle else "black")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-    finally:
+    except BaseException:
+        import matplotlib.pyplot as plt
         plt.close(fig)
+        raise
     path = pathlib.Path(path)
-    write_atomic(path, buffer.getvalue())
+    save_figure(fig, path)
     return path
 
 

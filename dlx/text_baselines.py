@@ -158,11 +158,7 @@ def fit_all(train_texts: list[str], train_labels_N: np.ndarray,
 
 def plot_augment(results: dict, augmented: dict, path: pathlib.Path, title: str) -> None:
     """Bar chart of held-out accuracy with and without augmentation per representation (PNG)."""
-    import io
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = outputs.figure(size=(6, 4))
     x_R = np.arange(len(REPRESENTATIONS))
     for offset, (label, rows) in zip((-0.2, 0.2), (("without", results), ("with", augmented))):
         bars = ax.bar(x_R + offset, [rows[name]["accuracy"] for name in REPRESENTATIONS], 0.4,
@@ -173,11 +169,7 @@ def plot_augment(results: dict, augmented: dict, path: pathlib.Path, title: str)
     ax.set_xticks(x_R, REPRESENTATIONS)
     ax.set(ylabel="held-out accuracy", ylim=(0.0, 1.05), title=title)
     ax.legend(fontsize="small", loc="lower right")
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    plt.close(fig)
-    outputs.write_atomic(path, png.getvalue())
+    outputs.save_figure(fig, path)
 
 
 def scores(labels_N: np.ndarray, predictions_N: np.ndarray, classes: int) -> dict:

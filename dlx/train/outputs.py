@@ -107,25 +107,31 @@ def _series(rows: list[dict], key: str) -> list[tuple[int, float]]:
     return [(row["step"], row[key]) for row in rows if key in row]
 
 
-def _save_figure(fig, path: pathlib.Path) -> None:
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Lays out `fig`, writes it as a PNG through `write_atomic` and closes it (also on error)."""
     import matplotlib.pyplot as plt
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.tight_layout()
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    write_atomic(pathlib.Path(path), png.getvalue())
 
 
-def _figure(ncols: int):
+def figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] | None = None,
+           squeeze: bool = True):
+    """(fig, axes) of an off-screen (Agg) matplotlib figure, 5 x 4 inches per column unless
+    `size` is given."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    return plt.subplots(1, ncols, figsize=(5 * ncols, 4))
+    return plt.subplots(nrows, ncols, figsize=size or (5 * ncols, 4), squeeze=squeeze)
 
 
 def plot_curves(rows: list[dict], path: pathlib.Path, title: str) -> None:
     """Loss and accuracy against step: the training window and every evaluated split, one PNG."""
-    fig, axes = _figure(2)
+    fig, axes = figure(2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         keys = [f"train_{metric}"] + sorted({k for row in rows for k in row
                                               if k.startswith("eval_") and k.endswith(f"_{metric}")})
@@ -138,13 +144,13 @@ def plot_curves(rows: list[dict], path: pathlib.Path, title: str) -> None:
         ax.set(xlabel="step", ylabel=metric, title=f"{title}: {metric}")
         ax.grid(alpha=0.3)
         ax.legend()
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def plot_sweep(runs: dict[str, list[dict]], keys: tuple[str, ...], path: pathlib.Path,
                title: str) -> None:
     """One panel per metric key, one line per run, into one PNG."""
-    fig, axes = _figure(len(keys))
+    fig, axes = figure(len(keys))
     for ax, key in zip(axes, keys):
         for name, rows in runs.items():
             points = _series(rows, key)
@@ -155,7 +161,7 @@ def plot_sweep(runs: dict[str, list[dict]], keys: tuple[str, ...], path: pathlib
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def plot_attention(weights_TS: Any, source: list[str], target: list[str], path: pathlib.Path,
@@ -163,16 +169,11 @@ def plot_attention(weights_TS: Any, source: list[str], target: list[str], path: 
     """Heatmap of attention weights (T target steps x S source steps; rows beyond `target`,
     columns beyond `source` are cut), labelled with the tokens, written atomically as a PNG."""
     import numpy as np
-    fig, ax = _figure(1)
+    fig, ax = figure()
     weights = np.asarray(weights_TS)[:len(target), :len(source)]
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(source)), source, fontsize="small")
     ax.set_yticks(range(len(target)), target, fontsize="small")
     ax.set(xlabel="source token", ylabel="output token", title=title)
     fig.colorbar(image, ax=ax, label="weight")
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    write_atomic(path, png.getvalue())
+    save_figure(fig, path)
