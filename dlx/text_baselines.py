@@ -83,11 +83,10 @@ def mean_vectors(texts: list[str], kv: KeyedVectors) -> np.ndarray:
 def _word_vectors(config: ml_collections.ConfigDict) -> KeyedVectors:
     if config.model.vectors:
         return KeyedVectors.load_word2vec_format(config.model.vectors)
-    from dlx.embeddings import word2vec
+    from dlx.embeddings import experiment
     documents = text.documents(ml_collections.ConfigDict({"corpus": config.model.vector_corpus}))
-    vocab, vectors_VD = word2vec.train(vocab_lib.sentences(documents), dim=config.model.dim,
-                                       seed=config.seed, progress=False)
-    return KeyedVectors(vocab.words, vectors_VD)
+    return experiment.train_vectors("word2vec", vocab_lib.sentences(documents), config.seed,
+                                    dim=config.model.dim, progress=False)
 
 
 def features(name: str, train_texts: list[str], test_texts: list[str],

@@ -380,11 +380,11 @@ def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100
     check_ngrams(min_n, max_n, bucket)
     if shared_negatives is None:
         shared_negatives = 32 if sg else 8
-    word2vec.check_arguments("fasttext.train", sentences, dim=dim, window=window,
+    vocab_lib.check_arguments("fasttext.train", sentences, dim=dim, window=window,
                              negative=negative, epochs=epochs, batch_words=batch_words,
                              block=block, shared_negatives=shared_negatives,
                              steps_per_call=steps_per_call)
-    vocab = word2vec.vocabulary(sentences, min_count, max_vocab)
+    vocab = vocab_lib.vocabulary(sentences, min_count, max_vocab)
     alpha = (0.025 if sg else 0.05) if alpha is None else alpha
     rng = np.random.default_rng(seed)
     subwords = Subwords.build(vocab.words, min_n, max_n, bucket)

@@ -189,12 +189,7 @@ def fit(params_2VE: jax.Array, gradsq_2VE: jax.Array, all_entries: Batch,
 
 def _check(sentences: Sequence[Sequence[str]], x_max: float, alpha: float, eta: float,
            **settings: int) -> None:
-    if isinstance(sentences, str) or (len(sentences) and isinstance(sentences[0], str)):
-        raise DlxError("glove.train needs tokenized sentences (lists of str), got strings; "
-                       "tokenize first, e.g. [vocab.tokenize(doc) for doc in docs]")
-    for name, value in settings.items():
-        if value < 1:
-            raise DlxError(f"glove.train needs {name} >= 1, got {value}")
+    vocab_lib.check_arguments("glove.train", sentences, **settings)
     if not x_max > 0:
         raise DlxError(f"glove.train needs x_max > 0 (the count where f(x) reaches 1), got "
                        f"{x_max}")
@@ -218,10 +213,7 @@ def train(sentences: Sequence[Sequence[str]], *, dim: int = 100, window: int = 1
     """
     _check(sentences, x_max, alpha, eta, dim=dim, window=window, epochs=epochs,
            batch_size=batch_size, steps_per_call=steps_per_call)
-    vocab = vocab_lib.Vocab.build(sentences, min_count=min_count, max_vocab=max_vocab)
-    if not len(vocab):
-        raise DlxError(f"no word occurs min_count={min_count} times in the {len(sentences)} "
-                       f"sentences; lower min_count or give more text")
+    vocab = vocab_lib.vocabulary(sentences, min_count, max_vocab)
     counts = count_lib.cooccurrence((vocab.encode(s) for s in sentences), len(vocab), window,
                                     weighting="harmonic")
     if not counts.nnz:

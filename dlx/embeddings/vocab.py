@@ -5,6 +5,7 @@ Everything here runs on the host in NumPy and is shared by word2vec, fastText an
 - `tokenize`: the default tokenizer (lower case, letters/digits with inner apostrophes);
   `sentences`: documents as token lists no longer than gensim trains on whole.
 - `Vocab`: words sorted by descending count (ties by word), their counts and an index.
+- `check_arguments`, `vocabulary`: the trainers' shared input checks and vocabulary step.
 - `keep_probabilities`: word2vec.c's (and gensim's) subsampling of frequent words.
 - `negative_distribution`: the unigram distribution raised to `power`, for negative sampling.
 - `context_rows` / `centre_contexts` / `skipgram_pairs`: word2vec.c's dynamic window (a window
@@ -123,6 +124,26 @@ class Vocab:
         sentence_T = np.repeat(np.arange(len(sentences), dtype=np.int32), lengths)
         known_T = ids_T >= 0
         return ids_T[known_T], sentence_T[known_T]
+
+
+def check_arguments(trainer: str, sentences: Sequence[Sequence[str]], **settings: float) -> None:
+    """One-line errors for untokenized `sentences` or a setting below 1, naming `trainer`."""
+    if isinstance(sentences, str) or (len(sentences) and isinstance(sentences[0], str)):
+        raise DlxError(f"{trainer} needs tokenized sentences (lists of str), got strings; "
+                       f"tokenize first, e.g. [vocab.tokenize(doc) for doc in docs]")
+    for name, value in settings.items():
+        if value < 1:
+            raise DlxError(f"{trainer} needs {name} >= 1, got {value}")
+
+
+def vocabulary(sentences: Sequence[Sequence[str]], min_count: int,
+               max_vocab: int) -> Vocab:
+    """`Vocab.build`, with a one-line error when no word is frequent enough."""
+    vocab = Vocab.build(sentences, min_count=min_count, max_vocab=max_vocab)
+    if not len(vocab):
+        raise DlxError(f"no word occurs min_count={min_count} times in the {len(sentences)} "
+                       f"sentences; lower min_count or give more text")
+    return vocab
 
 
 def keep_probabilities(counts: np.ndarray, sample: float = 1e-3) -> np.ndarray:

@@ -300,26 +300,6 @@ def prefetched(items: Iterator[tuple[Batch, int]],
                 thread.join(timeout=0.01)
 
 
-def check_arguments(trainer: str, sentences: Sequence[Sequence[str]], **settings: float) -> None:
-    """One-line errors for untokenized `sentences` or a setting below 1, naming `trainer`."""
-    if isinstance(sentences, str) or (len(sentences) and isinstance(sentences[0], str)):
-        raise DlxError(f"{trainer} needs tokenized sentences (lists of str), got strings; "
-                       f"tokenize first, e.g. [vocab.tokenize(doc) for doc in docs]")
-    for name, value in settings.items():
-        if value < 1:
-            raise DlxError(f"{trainer} needs {name} >= 1, got {value}")
-
-
-def vocabulary(sentences: Sequence[Sequence[str]], min_count: int,
-               max_vocab: int) -> vocab_lib.Vocab:
-    """`Vocab.build`, with a one-line error when no word is frequent enough."""
-    vocab = vocab_lib.Vocab.build(sentences, min_count=min_count, max_vocab=max_vocab)
-    if not len(vocab):
-        raise DlxError(f"no word occurs min_count={min_count} times in the {len(sentences)} "
-                       f"sentences; lower min_count or give more text")
-    return vocab
-
-
 def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100,
           window: int = 5, negative: int = 5, min_count: int = 5, sample: float = 1e-3,
           epochs: int = 5, alpha: float | None = None, min_alpha: float = 1e-4, seed: int = 0,
@@ -336,10 +316,10 @@ def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100
     """
     if shared_negatives is None:
         shared_negatives = 32 if sg else 8
-    check_arguments("word2vec.train", sentences, dim=dim, window=window, negative=negative,
+    vocab_lib.check_arguments("word2vec.train", sentences, dim=dim, window=window, negative=negative,
                     epochs=epochs, batch_words=batch_words, block=block,
                     shared_negatives=shared_negatives, steps_per_call=steps_per_call)
-    vocab = vocabulary(sentences, min_count, max_vocab)
+    vocab = vocab_lib.vocabulary(sentences, min_count, max_vocab)
     alpha = (0.025 if sg else 0.05) if alpha is None else alpha
     rng = np.random.default_rng(seed)
     syn0_VD, syn1_VD = (jnp.asarray(table) for table in init_tables(rng, len(vocab), dim))
