@@ -153,5 +153,11 @@ def focal_sum(logits_BC: jax.Array, labels_B: jax.Array, gamma: float = 2.0,
 def balanced_class_weights(labels_N, num_classes: int) -> tuple[float, ...]:
     """weights_C = n / (C · n_c) (sklearn's "balanced"); classes absent from labels_N get 0."""
     counts_C = np.bincount(np.asarray(labels_N).reshape(-1), minlength=num_classes)
-    n = counts_C.sum()
-    return tuple(float(n / (num_classes * c)) if c else 0.0 for c in counts_C[:num_classes])
+    return balanced_weights_of_counts(counts_C[:num_classes])
+
+
+def balanced_weights_of_counts(counts_C) -> tuple[float, ...]:
+    """weights_C = n / (C · n_c) for class counts n_c (n their sum); a class of count 0 gets 0."""
+    counts_C = np.asarray(counts_C)
+    n, num_classes = counts_C.sum(), len(counts_C)
+    return tuple(float(n / (num_classes * c)) if c else 0.0 for c in counts_C)

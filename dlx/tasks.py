@@ -22,7 +22,6 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from dlx import losses
 from dlx.data import mlm
@@ -412,8 +411,7 @@ def class_weights(config, metadata: dict[str, Any]) -> tuple[float, ...] | None:
         raise DlxError(f"train.class_weights={text!r} needs a classification source with integer "
                        f"labels y (data.name={config.data.name!r} has none)")
     if text == "balanced":
-        return losses.balanced_class_weights(np.repeat(np.arange(len(counts)), counts),
-                                             len(counts))
+        return losses.balanced_weights_of_counts(counts)
     try:
         weights = tuple(float(part) for part in text.split(","))
     except ValueError:
