@@ -150,6 +150,11 @@ def param_path(path: tuple) -> str:
     return jax.tree_util.keystr(path, simple=True, separator="/")
 
 
+def param_paths(params: Any) -> list[str]:
+    """The '/'-joined path of every leaf of `params`, in `jax.tree.leaves` order."""
+    return [param_path(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+
+
 def layer_depth(path: str) -> int | None:
     """Depth of a '/'-joined param path in a layer stack: k + 1 for `.../layer_{k}/...` under an
     `encoder` or `decoder` (BERT, GPT), 0 for embeddings (`embeddings/`, `token_embedding`,
@@ -165,7 +170,7 @@ def layer_depth(path: str) -> int | None:
 def layer_multipliers(params: Any, decay: float) -> Any:
     """Pytree like `params` of float LR multipliers: decay^(L - k) for layer k of L, decay^(L + 1)
     for the embeddings, 1 for the rest; other models (no `layer_{k}` stack) raise for decay < 1."""
-    paths = [param_path(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    paths = param_paths(params)
     depths = [layer_depth(path) for path in paths]
     num_layers = max((d for d in depths if d is not None), default=0)
     if decay < 1 and num_layers == 0:
@@ -192,7 +197,7 @@ def _freeze_patterns(optim_config: ml_collections.ConfigDict) -> list[re.Pattern
 def group_labels(params: Any, patterns: list[re.Pattern], decay: float) -> Any:
     """Pytree like `params` of labels: `frozen` where a pattern searches the '/'-joined path,
     else `lr_x<multiplier>` (`layer_multipliers`); a pattern matching no leaf is an error."""
-    paths = [param_path(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    paths = param_paths(params)
     unused = [p.pattern for p in patterns if not any(p.search(path) for path in paths)]
     if unused:
         raise DlxError(f"optim.freeze: {unused[0]!r} matches no parameter; paths look like "
