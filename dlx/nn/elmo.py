@@ -26,16 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from dlx.errors import DlxError
-from dlx.nn.rnn import RNN
-
-
-def flip_within_lengths(x_BT_: jax.Array, lengths_B: jax.Array) -> jax.Array:
-    """`x_BT_` (B, T, ...) with each row's first `lengths_B` steps reversed, padding in place."""
-    t_1T = jnp.arange(x_BT_.shape[1])[None, :]
-    len_B1 = lengths_B[:, None]
-    index_BT = jnp.where(t_1T < len_B1, len_B1 - 1 - t_1T, t_1T)
-    index_BT_ = index_BT.reshape(index_BT.shape + (1,) * (x_BT_.ndim - 2))
-    return jnp.take_along_axis(x_BT_, index_BT_, axis=1)
+from dlx.nn.rnn import RNN, flip_within_lengths
 
 
 class BiLM(nn.Module):

@@ -508,7 +508,7 @@ def _check_lengths(lengths_B: jax.Array | None, batch: int, steps: int) -> jax.A
     return jnp.clip(lengths_B, 0, steps)
 
 
-def _flip_within_lengths(x_BT_: jax.Array, lengths_B: jax.Array) -> jax.Array:
+def flip_within_lengths(x_BT_: jax.Array, lengths_B: jax.Array) -> jax.Array:
     """Reverses each row's first `lengths_B` steps, leaving its padding in place (an involution)."""
     t_1T = jnp.arange(x_BT_.shape[1])[None, :]
     len_B1 = lengths_B[:, None]
@@ -525,11 +525,11 @@ def _run_direction(cell: _Cell, cell_type: str, x_BTF: jax.Array, lengths_B: jax
     if lengths_B is not None:
         mask_BT = jnp.arange(x_BTF.shape[1])[None, :] < lengths_B[:, None]
         if reverse:  # Flipped rows run forwards, so their padding stays at the end.
-            x_BTF = _flip_within_lengths(x_BTF, lengths_B)
+            x_BTF = flip_within_lengths(x_BTF, lengths_B)
     y_BTH, *carry = _scan_direction(cell_type, reverse and lengths_B is None, params, x_BTF,
                                     mask_BT)
     if reverse and lengths_B is not None:
-        y_BTH = _flip_within_lengths(y_BTH, lengths_B)
+        y_BTH = flip_within_lengths(y_BTH, lengths_B)
     return y_BTH, tuple(carry) if len(carry) > 1 else carry[0]
 
 
