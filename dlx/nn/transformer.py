@@ -32,6 +32,7 @@ from dlx.errors import DlxError
 from dlx.nn import activations
 from dlx.nn.attention import MultiHeadAttention, causal_mask, combine_masks
 from dlx.nn.dropout import Dropout
+from dlx.train import sharding
 
 Initializer = Callable[..., jax.Array]
 POSITIONS = ("sinusoidal", "learned", "none")
@@ -87,8 +88,8 @@ class _Layer(nn.Module):
         """`LN(x + branch(x))`, or `x + branch(LN(x))` when `pre_ln`; the norm is `{name}_norm`."""
         norm = self._norm(f"{name}_norm")
         if self.pre_ln:
-            return x_BTM + branch(norm(x_BTM))
-        return norm(x_BTM + branch(x_BTM))
+            return sharding.constrain_batch(x_BTM + branch(norm(x_BTM)))
+        return sharding.constrain_batch(norm(x_BTM + branch(x_BTM)))
 
     def _attention_sublayer(self, name: str, x_BTM: jax.Array, inputs_kv_BSM: jax.Array | None,
                             mask: jax.Array | None, train: bool) -> jax.Array:

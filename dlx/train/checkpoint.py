@@ -100,6 +100,9 @@ class Checkpointer:
         self.manager.close()
 
 
-def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
-    """Shape/dtype/sharding skeleton of `tree` for a restore target."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+def abstract_like(tree: Any, shardings: Any) -> Any:
+    """Shape/dtype/sharding skeleton of `tree` for a restore target; `shardings` has a sharding
+    per leaf, so a checkpoint saved on one mesh is restored straight onto another."""
+    return jax.tree.map(lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                                                 sharding=sharding),
+                        tree, shardings)

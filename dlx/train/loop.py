@@ -88,7 +88,6 @@ def build(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Run:
     model = nn_lib.build(config.model, splits.num_classes,
                          axis_name="batch" if parallel == "pmap" else None)
     task = tasks.build(config, model, splits.metadata)
-    runner = make_runner(parallel, devices, task, tx, config.optim.accumulate_steps)
     sample = {k: v[:1] for k, v in splits.train.items()}
     load_pretrained = nn_lib.pretrained(config.model)  # Outside init_state, which is traced twice.
 
@@ -96,10 +95,17 @@ def build(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Run:
         init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
         params, batch_stats = task.init(init_rng, sample)
         params = load_pretrained(params)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+        # A task that updates several players in turn keeps one optimiser state per player.
+        init_opt_state = getattr(task, "init_opt_state", None)
+        opt_state = tx.init(params) if init_opt_state is None else init_opt_state(tx, params)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
                           batch_stats=batch_stats, rng=train_rng)
 
-    abstract_state = abstract_like(jax.eval_shape(init_state), runner.restore_sharding)
+    state_shape = jax.eval_shape(init_state)
+    runner = make_runner(parallel, devices, task, tx, config.optim.accumulate_steps,
+                         state_shape=state_shape, mesh=config.train.mesh.to_dict(),
+                         fsdp_min_size=config.train.fsdp_min_size)
+    abstract_state = abstract_like(state_shape, runner.state_sharding)
     checkpointer = Checkpointer(workdir / "checkpoints", config.train.keep_checkpoints)
     return Run(config, splits, task, runner, checkpointer, abstract_state, init_state,
                config_lib.names(config.train.eval_splits))

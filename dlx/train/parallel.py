@@ -1,6 +1,7 @@
-"""Where steps run: `jax.jit` over a data Mesh (the main path) or `jax.pmap` (for pmap-era code).
+"""Where steps run: `jax.jit` over a (data, fsdp, model) Mesh (the main path) or `jax.pmap`.
 
-Both put the same global batch through the same math, so they give the same params as one device.
+Both put the same global batch through the same math, so they give the same params as one device
+whatever the mesh.
 """
 
 from __future__ import annotations
@@ -13,36 +14,38 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 
-from dlx.train import steps
+from dlx.errors import DlxError
+from dlx.train import sharding, steps
 
 PMAP_AXIS = "batch"
 
 
 class JitRunner:
-    """Params replicated, the batch split along its first axis over all devices of a 1-D mesh."""
+    """One jit over a (data, fsdp, model) mesh (`dlx.train.sharding`): the batch split over data x
+    fsdp, each state leaf replicated or sharded by the FSDP and tensor-parallel rules. The
+    default mesh puts every device on `data`: plain data parallelism, params replicated."""
 
     axis_name = None
 
-    def __init__(self, devices: Sequence[jax.Device], task, tx, accumulate_steps: int = 1):
+    def __init__(self, devices: Sequence[jax.Device], task, tx, accumulate_steps: int = 1, *,
+                 state_shape: Any, mesh: dict[str, int] | None = None, fsdp_min_size: int = 0):
         self.devices = list(devices)
-        mesh = Mesh(np.array(self.devices), ("data",))
-        self.replicated = NamedSharding(mesh, PartitionSpec())
-        self.batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+        self.mesh = sharding.make_mesh(self.devices, sharding.mesh_shape(mesh or {"data": -1},
+                                                                         len(self.devices)))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.batch_sharding = sharding.batch_sharding(self.mesh)
+        self.state_sharding = sharding.state_shardings(state_shape, self.mesh, fsdp_min_size)
         self._train = jax.jit(functools.partial(steps.train_step, task=task, tx=tx,
                                                 accumulate_steps=accumulate_steps),
-                              in_shardings=(self.replicated, self.batch_sharding),
-                              out_shardings=(self.replicated, self.replicated), donate_argnums=0)
+                              in_shardings=(self.state_sharding, self.batch_sharding),
+                              out_shardings=(self.state_sharding, self.replicated),
+                              donate_argnums=0)
         self._eval = jax.jit(functools.partial(steps.eval_step, task=task),
-                             in_shardings=(self.replicated, self.batch_sharding),
+                             in_shardings=(self.state_sharding, self.batch_sharding),
                              out_shardings=self.replicated)
 
-    @property
-    def restore_sharding(self) -> jax.sharding.Sharding:
-        """Sharding of the saved state as it is restored (before `place_state`)."""
-        return self.replicated
-
     def place_state(self, state: Any) -> Any:
-        return jax.device_put(state, self.replicated)
+        return jax.device_put(state, self.state_sharding)
 
     def saveable_state(self, state: Any) -> Any:
         return state
@@ -51,10 +54,12 @@ class JitRunner:
         return jax.device_put(batch, self.batch_sharding)
 
     def train_step(self, state, batch):
-        return self._train(state, self.place_batch(batch))
+        with sharding.activations_sharded(self.mesh):  # Read while the step is traced.
+            return self._train(state, self.place_batch(batch))
 
     def eval_step(self, state, batch):
-        return self._eval(state, self.place_batch(batch))
+        with sharding.activations_sharded(self.mesh):
+            return self._eval(state, self.place_batch(batch))
 
 
 class PmapRunner:
@@ -62,8 +67,16 @@ class PmapRunner:
 
     axis_name = PMAP_AXIS
 
-    def __init__(self, devices: Sequence[jax.Device], task, tx, accumulate_steps: int = 1):
+    def __init__(self, devices: Sequence[jax.Device], task, tx, accumulate_steps: int = 1, *,
+                 state_shape: Any, mesh: dict[str, int] | None = None, fsdp_min_size: int = 0):
+        if mesh and sharding.mesh_shape(mesh, len(devices))["data"] != len(devices):
+            raise DlxError(f"train.parallel='pmap' is data-parallel only; train.mesh={dict(mesh)} "
+                           f"asks for fsdp/model axes, which need train.parallel='jit'")
+        del fsdp_min_size
         self.devices = list(devices)
+        # Restored on one device, then stacked by `place_state`.
+        self.state_sharding = jax.tree.map(lambda _: SingleDeviceSharding(self.devices[0]),
+                                           state_shape)
         self.stacked = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)),
                                      PartitionSpec(PMAP_AXIS))
         self._train = jax.pmap(
@@ -72,10 +85,6 @@ class PmapRunner:
             axis_name=PMAP_AXIS, devices=self.devices, donate_argnums=0)
         self._eval = jax.pmap(functools.partial(steps.eval_step, task=task, axis_name=PMAP_AXIS),
                               axis_name=PMAP_AXIS, devices=self.devices)
-
-    @property
-    def restore_sharding(self) -> jax.sharding.Sharding:
-        return SingleDeviceSharding(self.devices[0])
 
     def place_state(self, state: Any) -> Any:
         n = len(self.devices)
@@ -97,5 +106,9 @@ class PmapRunner:
         return jax.tree.map(lambda x: x[0], self._eval(state, self.place_batch(batch)))
 
 
-def make_runner(mode: str, devices: Sequence[jax.Device], task, tx, accumulate_steps: int = 1):
-    return {"jit": JitRunner, "pmap": PmapRunner}[mode](devices, task, tx, accumulate_steps)
+def make_runner(mode: str, devices: Sequence[jax.Device], task, tx, accumulate_steps: int = 1,
+                **placement):
+    """The runner of `train.parallel`; `placement`: `state_shape` (required), `mesh` and
+    `fsdp_min_size` (see `JitRunner`)."""
+    return {"jit": JitRunner, "pmap": PmapRunner}[mode](devices, task, tx, accumulate_steps,
+                                                        **placement)

@@ -1,0 +1,69 @@
+"""Trains a tiny BERT under several meshes of 8 emulated devices and restores across topologies.
+
+`sharding_driver.py WORKDIR`; prints one JSON line with, per mesh, the train-loss curve and the
+PartitionSpec of two kernels, and the losses of steps 11-20 after restoring the 8-device (FSDP)
+step-10 checkpoint on 4 and on 1 device.
+"""
+
+import json
+import pathlib
+import shutil
+import sys
+
+import jax
+
+from dlx import config as config_lib
+from dlx.train import loop
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TINY = ["--config.data.corpus=gensim_lee", "--config.data.vocab_size=1000",
+        "--config.model.hidden_size=64", "--config.model.num_heads=4",
+        "--config.model.num_layers=1", "--config.model.intermediate_size=256",
+        "--config.train.fsdp_min_size=1024",
+        "--config.train.batch_size=16", "--config.train.eval_batch_size=64",
+        "--config.optim.schedule=constant", "--config.optim.warmup_steps=0",
+        "--config.train.log_every=1", "--config.train.steps=20", "--config.train.eval_every=20",
+        "--config.train.checkpoint_every=10"]
+MESHES = {"one_device": ["--config.train.devices=1"], "data8": [],
+          "fsdp8": ["--config.train.mesh.data=1", "--config.train.mesh.fsdp=-1"],
+          "data2_fsdp4": ["--config.train.mesh.data=2", "--config.train.mesh.fsdp=4"],
+          "data2_model4": ["--config.train.mesh.data=2", "--config.train.mesh.model=4"]}
+KERNELS = {"intermediate": ("bert", "encoder", "layer_0", "mlp", "intermediate", "kernel"),
+           "word_embeddings": ("bert", "embeddings", "word_embeddings", "embedding")}
+
+
+def train(workdir: pathlib.Path, extra: list[str]) -> tuple[list[float], dict]:
+    """(train losses of steps 1-20 in metrics.jsonl, PartitionSpecs of KERNELS); checkpoints at
+    steps 10 and 20."""
+    config = config_lib.build(str(REPO / "experiments" / "bert_mlm_tiny.py"), TINY + extra)
+    loop.train_and_evaluate(config, workdir)
+    _, _, state = loop.restore_latest(config, workdir)
+    specs = {}
+    for name, path in KERNELS.items():
+        leaf = state.params
+        for key in path:
+            leaf = leaf[key]
+        specs[name] = list(leaf.sharding.spec)
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [row["train_loss"] for row in rows if "train_loss" in row], specs
+
+
+def main() -> None:
+    root = pathlib.Path(sys.argv[1])
+    report = {"devices": jax.local_device_count(), "curves": {}, "specs": {}, "restored": {}}
+    for name, extra in MESHES.items():
+        report["curves"][name], report["specs"][name] = train(root / name, extra)
+    # The FSDP run's step-10 checkpoint, continued on 4 devices and on 1.
+    for devices in (4, 1):
+        workdir = root / f"restored_on_{devices}"
+        shutil.copytree(root / "fsdp8", workdir)
+        shutil.rmtree(workdir / "checkpoints" / "20")
+        mesh = ["--config.train.mesh.data=1", "--config.train.mesh.fsdp=-1"]
+        curve, _ = train(
+            workdir, [f"--config.train.devices={devices}"] + (mesh if devices > 1 else []))
+        report["restored"][str(devices)] = curve[10:]
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Meshes and sharding rules (`dlx.train.sharding`), and one tiny BERT trained under data
+parallelism, FSDP and tensor parallelism on 8 emulated devices: the same loss curve as one
+device, parameters really sharded, and an 8-device checkpoint continued on 4 devices and on 1 as if never stopped."""
+
+import json
+
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec
+
+from conftest import REPO, run_cli
+from dlx.errors import DlxError
+from dlx.train import sharding
+
+SIZES = {"data": 2, "fsdp": 4, "model": 1}
+
+
+@pytest.mark.parametrize("mesh, devices, expected", [
+    ({"data": -1, "fsdp": 1, "model": 1}, 8, {"data": 8, "fsdp": 1, "model": 1}),
+    ({"data": 2, "fsdp": -1, "model": 1}, 8, {"data": 2, "fsdp": 4, "model": 1}),
+    ({"data": 1, "fsdp": 2, "model": 2}, 4, {"data": 1, "fsdp": 2, "model": 2})])
+def test_mesh_shape_fills_the_free_axis(mesh, devices, expected):
+    assert sharding.mesh_shape(mesh, devices) == expected
+
+
+@pytest.mark.parametrize("mesh, devices, fragment", [
+    ({"data": -1, "fsdp": -1}, 8, "at most one -1"),
+    ({"data": 3, "fsdp": -1}, 8, "not divisible by 3"),
+    ({"data": 2, "fsdp": 2, "model": 1}, 8, "needs 4 devices"),
+    ({"data": 0}, 8, "sizes must be >= 1"),
+    ({"pipeline": 2}, 8, "unknown axes ['pipeline']")])
+def test_bad_meshes_are_one_line_errors(mesh, devices, fragment):
+    with pytest.raises(DlxError) as error:
+        sharding.mesh_shape(mesh, devices)
+    assert fragment in str(error.value) and "\n" not in str(error.value)
+
+
+def test_fsdp_splits_the_largest_divisible_dimension_of_big_leaves_only():
+    spec = lambda path, shape, **sizes: sharding.leaf_spec(path, shape, {**SIZES, **sizes}, 1024)
+    assert spec("params/embedding", (1002, 64)) == PartitionSpec(None, "fsdp")  # 1002 % 4 != 0.
+    assert spec("params/embedding", (1024, 64)) == PartitionSpec("fsdp", None)
+    assert spec("params/norm/scale", (64,)) == PartitionSpec(None)  # Under fsdp_min_size.
+    assert spec("step", ()) == PartitionSpec()
+    assert spec("params/x", (1002, 63)) == PartitionSpec(None, None)  # Nothing divides.
+
+
+def test_tensor_parallel_pairs_split_heads_then_fsdp_takes_the_other_dimension():
+    spec = lambda path, shape: sharding.leaf_spec(path, shape, {"data": 1, "fsdp": 2,
+                                                               "model": 4}, 1024)
+    layer = "params/bert/encoder/layer_0"
+    assert spec(f"{layer}/attention/query/kernel", (64, 64)) == PartitionSpec("fsdp", "model")
+    assert spec(f"{layer}/attention/query/bias", (64,)) == PartitionSpec("model")
+    assert spec(f"{layer}/attention/out/kernel", (64, 64)) == PartitionSpec("model", "fsdp")
+    assert spec(f"{layer}/mlp/intermediate/kernel", (64, 256)) == PartitionSpec("fsdp", "model")
+    assert spec(f"{layer}/mlp/output/kernel", (256, 64)) == PartitionSpec("model", "fsdp")
+    assert spec(f"{layer}/mlp/output/bias", (64,)) == PartitionSpec(None)
+    # Adam's moments mirror the params' paths, so they are sharded alike.
+    assert spec("opt_state/0/mu/bert/encoder/layer_0/mlp/output/kernel",
+                (256, 64)) == PartitionSpec("model", "fsdp")
+
+
+def test_any_mesh_gives_the_one_device_loss_curve_and_restores_on_fewer_devices(tmp_path):
+    result = run_cli(str(tmp_path), devices=8, timeout=600,
+                     script=[str(REPO / "tests" / "sharding_driver.py")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["devices"] == 8
+    curves = report["curves"]
+    reference = curves["one_device"]
+    assert len(reference) == 20 and reference[-1] < reference[0]
+    for name, curve in curves.items():
+        np.testing.assert_allclose(curve, reference, rtol=1e-4, err_msg=name)
+    specs = report["specs"]
+    assert specs["data8"] == {"intermediate": [None, None], "word_embeddings": [None, None]}
+    assert specs["fsdp8"] == {"intermediate": [None, "fsdp"], "word_embeddings": ["fsdp", None]}
+    assert specs["data2_fsdp4"] == specs["fsdp8"]
+    assert specs["data2_model4"]["intermediate"] == [None, "model"]
+    restored = report["restored"]
+    for devices in ("4", "1"):
+        np.testing.assert_allclose(restored[devices], curves["fsdp8"][10:], rtol=1e-4,
+                                   err_msg=f"restored on {devices}")
