@@ -143,11 +143,14 @@ def run(argv: list[str], step_hook=None) -> int:
             run_command = module.evaluate if args.command == "eval" else module.train
             print(json.dumps(run_command(config, args.workdir)))
             return 0
-        from dlx.train import loop
+        from dlx.train import distributed, loop
+        distributed.initialize(config.train.distributed)  # Before any device is touched.
         if args.command == "eval":
             result = loop.evaluate_latest(config, args.workdir)
         else:
             result = loop.train_and_evaluate(config, args.workdir, step_hook=step_hook)
+        if not distributed.is_primary():
+            return 0
     if result is not None:
         print(json.dumps(result))
     return 0

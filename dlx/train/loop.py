@@ -22,7 +22,7 @@ from dlx import nn as nn_lib
 from dlx import optim, tasks
 from dlx.data.batching import eval_batches, make_batcher
 from dlx.errors import DlxError
-from dlx.train import outputs
+from dlx.train import distributed, outputs
 from dlx.train.checkpoint import Checkpointer, abstract_like
 from dlx.train.early_stopping import EarlyStopping
 from dlx.train.parallel import make_runner
@@ -46,12 +46,15 @@ class Run:
 
 
 def select_devices(config: ml_collections.ConfigDict) -> list[jax.Device]:
-    """The first `train.devices` local devices (all when 0); the batch must split evenly over them
-    and, on each, into `optim.accumulate_steps` micro-batches."""
-    available = jax.local_devices()
+    """The first `train.devices` local devices (all when 0), or every device of a multi-process
+    run; the batch must split evenly over them and, on each, into `optim.accumulate_steps`
+    micro-batches."""
+    available = jax.local_devices() if jax.process_count() == 1 else jax.devices()
     wanted = config.train.devices or len(available)
-    if wanted > len(available):
-        raise DlxError(f"train.devices={wanted} but only {len(available)} local devices exist")
+    if wanted > len(available) or (jax.process_count() > 1 and wanted != len(available)):
+        raise DlxError(f"train.devices={wanted} but {len(available)} devices exist"
+                       + (" (a multi-process run uses all of them: set 0)"
+                          if jax.process_count() > 1 else ""))
     parts = wanted * config.optim.accumulate_steps
     if config.train.batch_size % parts:
         raise DlxError(f"train.batch_size={config.train.batch_size} is not divisible by the "
@@ -259,10 +262,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     workdir = pathlib.Path(workdir)
     check_workdir(config, workdir)
     run = build(config, workdir)
-    outputs.write_json(workdir / "config.json", config.to_dict())
+    if distributed.is_primary():
+        outputs.write_json(workdir / "config.json", config.to_dict())
     state, meta = _restore_or_init(run)
     start = int(jax.device_get(run.runner.saveable_state(state).step))
-    log = outputs.MetricsLog(workdir / "metrics.jsonl", keep_through=start)
+    log = outputs.MetricsLog(workdir / "metrics.jsonl", keep_through=start,
+                             writes=distributed.is_primary())
     best = _Best(run, workdir, meta.get("early_stopping"))
     last_eval = None
     try:
@@ -292,7 +297,7 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
         batcher.restore(meta["data"])
     window = _Window(run.task.summarize, meta.get("window"))
     wall_before, t0 = meta.get("wall_s", 0.0), time.perf_counter()
-    progress = outputs.Progress(train.steps, start)
+    progress = outputs.Progress(train.steps, start, quiet=not distributed.is_primary())
 
     def save(step: int, stopped_early: bool = False) -> dict:
         window.flush()
@@ -369,12 +374,16 @@ def _write_summary(run: Run, workdir: pathlib.Path, log: outputs.MetricsLog, sta
         summary["early_stopping"] = {**early_stopping, "stopped_step": last_step,
                                      "stopped_early": bool(meta.get("stopped_early"))}
     reports = config_lib.names(train.reports)
-    if reports:
-        summary["reports"] = {name: analysis.REPORTS[name](jax.device_get(saved.params))
-                              for name in reports}
     write_artifacts = getattr(run.task, "write_artifacts", None)
+    # Every process joins the gather; process 0 alone computes the reports and writes the files.
+    params = (distributed.host_copy(saved.params) if reports or write_artifacts is not None
+              else None)
+    if not distributed.is_primary():
+        return summary
+    if reports:
+        summary["reports"] = {name: analysis.REPORTS[name](params) for name in reports}
     if write_artifacts is not None:  # Task-specific files (a seq2seq task's attention map).
-        summary["artifacts"] = write_artifacts(jax.device_get(saved.params), run.splits, workdir)
+        summary["artifacts"] = write_artifacts(params, run.splits, workdir)
     outputs.write_json(workdir / "summary.json", summary)
     outputs.plot_curves(log.rows, workdir / "curves.png", config.name)
     return summary

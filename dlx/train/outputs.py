@@ -35,12 +35,15 @@ def write_json(path: pathlib.Path, obj: Any) -> None:
 
 
 class MetricsLog:
-    """`metrics.jsonl`: one object per logged step; rows past `keep_through` (a resume) are dropped."""
+    """`metrics.jsonl`: one object per logged step; rows past `keep_through` (a resume) are dropped.
+    With `writes=False` (a multi-process run's other processes) rows are kept in memory only."""
 
-    def __init__(self, path: pathlib.Path, keep_through: int):
+    def __init__(self, path: pathlib.Path, keep_through: int, writes: bool = True):
         self.path = path
+        self.writes = writes
         self.rows = [row for row in self.read(path) if row["step"] <= keep_through]
-        write_atomic(path, "".join(json.dumps(row) + "\n" for row in self.rows))
+        if writes:
+            write_atomic(path, "".join(json.dumps(row) + "\n" for row in self.rows))
 
     @staticmethod
     def read(path: pathlib.Path) -> list[dict]:
@@ -56,6 +59,8 @@ class MetricsLog:
 
     def write(self, row: dict) -> None:
         self.rows.append(row)
+        if not self.writes:
+            return
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -64,10 +69,12 @@ class MetricsLog:
 
 
 class Progress:
-    """A tqdm bar on a terminal; plain log lines (one per logged step) otherwise."""
+    """A tqdm bar on a terminal; plain log lines (one per logged step) otherwise; nothing when
+    `quiet` (a multi-process run's other processes)."""
 
-    def __init__(self, total: int, initial: int):
-        self.tty = sys.stderr.isatty()
+    def __init__(self, total: int, initial: int, quiet: bool = False):
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty() and not quiet
         self.total = total
         self.bar = tqdm.tqdm(total=total, initial=initial, disable=not self.tty, dynamic_ncols=True,
                              unit="step", file=sys.stderr) if self.tty else None
@@ -89,13 +96,13 @@ class Progress:
                          for k, v in row.items() if k != "step")
         if self.bar is not None:
             self.bar.set_postfix_str(text, refresh=False)
-        else:
+        elif not self.quiet:
             print(f"step {row['step']}/{self.total}  {text}", file=sys.stderr, flush=True)
 
     def write(self, text: str) -> None:
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
-        else:
+        elif not self.quiet:
             print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:

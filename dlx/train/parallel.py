@@ -45,13 +45,19 @@ class JitRunner:
                              out_shardings=self.replicated)
 
     def place_state(self, state: Any) -> Any:
-        return jax.device_put(state, self.state_sharding)
+        if jax.process_count() == 1:
+            return jax.device_put(state, self.state_sharding)
+        return jax.tree.map(_global_array, state, self.state_sharding)
 
     def saveable_state(self, state: Any) -> Any:
         return state
 
     def place_batch(self, batch: dict[str, np.ndarray]) -> Any:
-        return jax.device_put(batch, self.batch_sharding)
+        """The global batch (the same on every process) -> arrays split over the mesh; in a
+        multi-process run each process places only the rows of its own devices."""
+        if jax.process_count() == 1:
+            return jax.device_put(batch, self.batch_sharding)
+        return {key: _global_array(rows, self.batch_sharding) for key, rows in batch.items()}
 
     def train_step(self, state, batch):
         with sharding.activations_sharded(self.mesh):  # Read while the step is traced.
@@ -60,6 +66,15 @@ class JitRunner:
     def eval_step(self, state, batch):
         with sharding.activations_sharded(self.mesh):
             return self._eval(state, self.place_batch(batch))
+
+
+def _global_array(value: Any, target: jax.sharding.Sharding) -> jax.Array:
+    """`value` (equal on every process) as one array over `target`'s devices of all processes;
+    an array already placed so is kept."""
+    if isinstance(value, jax.Array) and value.sharding == target:
+        return value
+    host = np.asarray(jax.device_get(value))
+    return jax.make_array_from_callback(host.shape, target, lambda index: host[index])
 
 
 class PmapRunner:
@@ -73,6 +88,9 @@ class PmapRunner:
             raise DlxError(f"train.parallel='pmap' is data-parallel only; train.mesh={dict(mesh)} "
                            f"asks for fsdp/model axes, which need train.parallel='jit'")
         del fsdp_min_size
+        if jax.process_count() > 1:
+            raise DlxError("train.parallel='pmap' runs in one process; use train.parallel='jit' "
+                           "for a multi-process run")
         self.devices = list(devices)
         # Restored on one device, then stacked by `place_state`.
         self.state_sharding = jax.tree.map(lambda _: SingleDeviceSharding(self.devices[0]),
