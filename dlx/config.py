@@ -54,7 +54,7 @@ def base() -> ml_collections.ConfigDict:
         "keep_checkpoints": 3, "parallel": "jit", "devices": 0, "reports": "",
         "loss": "cross_entropy", "focal_gamma": 2.0, "class_weights": "",
         "mesh": ml_collections.ConfigDict({"data": -1, "fsdp": 1, "model": 1}),
-        "fsdp_min_size": 2 ** 14, "distributed": "off",
+        "fsdp_min_size": 2 ** 14, "distributed": "off", "profile_steps": 0,
         "early_stopping": ml_collections.ConfigDict({
             "metric": "", "patience": 5, "min_delta": 0.0})})
     return config

@@ -26,6 +26,7 @@ from dlx.train import distributed, outputs
 from dlx.train.checkpoint import Checkpointer, abstract_like
 from dlx.train.early_stopping import EarlyStopping
 from dlx.train.parallel import make_runner
+from dlx.train.profile import StepProfiler
 from dlx.train.state import TrainState
 
 # Keys that define what a workdir's checkpoints contain; resuming with other values is refused.
@@ -298,6 +299,8 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
     window = _Window(run.task.summarize, meta.get("window"))
     wall_before, t0 = meta.get("wall_s", 0.0), time.perf_counter()
     progress = outputs.Progress(train.steps, start, quiet=not distributed.is_primary())
+    profiler = StepProfiler(run.checkpointer.directory.parent, start, train.profile_steps,
+                            train.steps)
 
     def save(step: int, stopped_early: bool = False) -> dict:
         window.flush()
@@ -310,7 +313,9 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
     try:
         with _StopRequest() as stop:
             for step in range(start + 1, train.steps + 1):
+                profiler.before(step)
                 state, sums = run.runner.train_step(state, next(batcher))
+                profiler.after(step, sums)
                 window.push(step, sums)
                 last = step == train.steps
                 row = {}
@@ -351,6 +356,7 @@ def _train(run: Run, state: TrainState, meta: dict, start: int, log: outputs.Met
         raise DlxError(f"non-finite training loss ({loss}) at step {bad_step}; {kept} in "
                        f"{run.checkpointer.directory}") from None
     finally:
+        profiler.stop()
         progress.close()
 
 
