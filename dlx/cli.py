@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     _run_arguments(export)
     export.add_argument("--out", required=True, help="directory to write")
     commands.add_parser("list", help="list the experiments with a one-line description each")
+    from dlx import bench
+    bench.add_arguments(commands.add_parser(
+        "bench", help="run benchmarks/ (dlx beside its peers); writes bench.json and bench.md"))
     tokenizer = commands.add_parser("tokenizer", help="WordPiece tokenizers for BERT")
     tokenizer_commands = tokenizer.add_subparsers(dest="action", required=True)
     train = tokenizer_commands.add_parser(
@@ -107,6 +110,12 @@ def run(argv: list[str], step_hook=None) -> int:
         if rest:
             raise DlxError(f"dlx list takes no arguments, got: {' '.join(rest)}")
         return _list()
+    if args.command == "bench":
+        if rest:
+            raise DlxError(f"dlx bench got unknown arguments: {' '.join(rest)}")
+        from dlx import bench
+        print(json.dumps(bench.run_from_args(args)))
+        return 0
     if args.command == "tokenizer":
         if rest:
             raise DlxError(f"dlx tokenizer {args.action} got unknown arguments: {' '.join(rest)}")

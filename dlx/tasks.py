@@ -7,21 +7,23 @@ part's gradient by its count and the host divides global sums by global counts, 
 global on any number of devices and micro-batches. A task's `summarize(sums)` turns host-side
 sums into the means that are logged.
 
-Tasks: `Classification` (softmax over classes), `MaskedLM` (BERT's masked-token prediction),
-`CausalLM` (next-token prediction), `BiLM` (ELMo's forward and backward LMs) and `Seq2Seq`
-(target tokens from a source sequence, with greedy-decoding exact match in evaluation); `build`
-picks one from `model.name`.
+Tasks: `Classification` (softmax over classes; `DocumentClassification` also scores long texts
+cut into windows per text), `MaskedLM` (BERT's masked-token prediction), `CausalLM` (next-token
+prediction), `BiLM` (ELMo's forward and backward LMs) and `Seq2Seq` (target tokens from a source
+sequence, with greedy-decoding exact match in evaluation); `build` picks one from `model.name`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dlx import losses
 from dlx.data import mlm
@@ -79,7 +81,7 @@ class Classification:
         logits_BC, updates = out if mutable else (out, {})
         where_B = batch.get("mask")
         real_B = jnp.ones(batch["y"].shape, bool) if where_B is None else where_B
-        loss, sums = _prediction_sums(logits_BC, batch["y"], real_B)
+        loss, sums = prediction_sums(logits_BC, batch["y"], real_B)
         if self.focal_gamma is not None:
             total = losses.focal_sum(logits_BC, batch["y"], self.focal_gamma, real_B,
                                      self.class_weights)
@@ -96,6 +98,61 @@ class Classification:
         if "tp_0" in sums:
             means["macro_f1"] = macro_f1(sums)
         return means
+
+
+@dataclasses.dataclass(frozen=True)
+class DocumentClassification(Classification):
+    """`Classification` of the windows of long texts (`data.long_text="windows"`, rows with a
+    `doc` field): training and the logged metrics are per window. After training
+    `write_artifacts` pools each held-out text's window logits and scores the texts."""
+    batch_size: int = 64  # Windows per jitted forward pass in `window_logits`.
+
+    def window_logits(self, params, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Eval-mode logits (W, C) of every row of `arrays` (`x` (W, T), ...), in batches."""
+        from dlx.data.batching import eval_batches
+        apply = jax.jit(lambda p, inputs: self.model.apply({"params": p}, *inputs, train=False))
+        params = jax.device_put(params)
+        fields = {k: v for k, v in arrays.items() if k == "x" or k in EXTRA_INPUTS}
+        return np.concatenate([np.asarray(apply(params, model_inputs(batch)))[batch["mask"]]
+                               for batch in eval_batches(fields, self.batch_size)])
+
+    def write_artifacts(self, params, splits, workdir) -> dict[str, Any]:
+        """Writes `documents.json` (held-out text accuracy of pooled window logits); returns
+        `{"documents": file}` and the mean- and max-pooled accuracies ({} without `doc`)."""
+        from dlx.train import outputs
+        test = splits.test
+        if "doc" not in test:
+            return {}
+        logits_WC = self.window_logits(params, test)
+        accuracy = document_accuracies(logits_WC, test["doc"], test["y"])
+        window_accuracy = float((logits_WC.argmax(-1) == test["y"]).mean())
+        report = {"documents": int(test["doc"].max()) + 1, "windows": len(test["doc"]),
+                  "accuracy": accuracy, "window_accuracy": window_accuracy,
+                  "splits": splits.metadata.get("documents", {})}
+        outputs.write_json(workdir / "documents.json", report)
+        return {"documents": "documents.json", "document_accuracy_mean": accuracy["mean"],
+                "document_accuracy_max": accuracy["max"]}
+
+
+def document_accuracies(logits_WC, doc_W, labels_W) -> dict[str, float]:
+    """Host-side: text-level accuracy of window logits (W, C) whose texts are `doc_W` (W,) =
+    0..D-1, labels `labels_W` (W,), pooled per text by `mean`, `max` and `first` (the first
+    window alone, what truncation sees)."""
+    from dlx.data import chunking
+    logits_WC, doc_W, labels_W = np.asarray(logits_WC), np.asarray(doc_W), np.asarray(labels_W)
+    num_docs = int(doc_W.max()) + 1 if len(doc_W) else 0
+    docs_D, first_D = np.unique(doc_W, return_index=True)
+    if len(docs_D) != num_docs or docs_D.min(initial=0) < 0:
+        raise DlxError(f"doc must number the texts 0..D-1 with a window each; got "
+                       f"{len(docs_D)} distinct values up to {num_docs - 1}")
+    labels_D = labels_W[first_D]
+    if (labels_W != labels_D[doc_W]).any():
+        raise DlxError("the windows of one text carry different labels y; expected one per text")
+    pooled = {how: np.asarray(chunking.pool_windows(logits_WC, doc_W, num_docs, how))
+              for how in chunking.POOLING}
+    pooled["first"] = logits_WC[first_D]
+    return {how: float((logits_DC.argmax(-1) == labels_D).mean())
+            for how, logits_DC in pooled.items()}
 
 
 MAX_F1_CLASSES = 100  # Above this many classes the per-class counts (and macro_f1) are skipped.
@@ -137,7 +194,7 @@ def summarize_lm(sums: dict[str, float]) -> dict[str, float]:
     return {**means, "perplexity": math.exp(min(means["loss"], 700.0))}
 
 
-def _prediction_sums(logits_BXV: jax.Array, labels_BX: jax.Array, weights_BX: jax.Array):
+def prediction_sums(logits_BXV: jax.Array, labels_BX: jax.Array, weights_BX: jax.Array):
     """(mean cross-entropy, sums `loss`, `correct`, `count`) of the predictions (rows, masked or
     next tokens) where `weights_BX` is True."""
     vocab = logits_BXV.shape[-1]
@@ -205,7 +262,7 @@ class MaskedLM:
                                       batch["attention_mask"], batch["segment_ids"],
                                       predictions.positions, train=train,
                                       rngs={"dropout": rng}).logits
-        loss, sums = _prediction_sums(logits_BPV, predictions.labels, predictions.weights)
+        loss, sums = prediction_sums(logits_BPV, predictions.labels, predictions.weights)
         return loss, (sums, batch_stats)
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
@@ -232,7 +289,7 @@ class CausalLM:
         logits_BTV = self.model.apply({"params": params}, batch["input_ids"],
                                       batch["attention_mask"], train=train,
                                       rngs={"dropout": rng})
-        loss, sums = _prediction_sums(logits_BTV[:, :-1], batch["input_ids"][:, 1:], real_BT[:, 1:])
+        loss, sums = prediction_sums(logits_BTV[:, :-1], batch["input_ids"][:, 1:], real_BT[:, 1:])
         return loss, (sums, batch_stats)
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
@@ -265,8 +322,8 @@ class BiLM:
         lengths_B = real_BT.sum(1).astype(jnp.int32)
         forward_BTV, backward_BTV = self.model.apply({"params": params}, ids_BT, lengths_B,
                                                      train=train, rngs={"dropout": rng})
-        loss_f, sums_f = _prediction_sums(forward_BTV[:, :-1], ids_BT[:, 1:], real_BT[:, 1:])
-        loss_b, sums_b = _prediction_sums(backward_BTV[:, 1:], ids_BT[:, :-1], real_BT[:, :-1])
+        loss_f, sums_f = prediction_sums(forward_BTV[:, :-1], ids_BT[:, 1:], real_BT[:, 1:])
+        loss_b, sums_b = prediction_sums(backward_BTV[:, 1:], ids_BT[:, :-1], real_BT[:, :-1])
         sums = {"loss": (sums_f["loss"] + sums_b["loss"]) / 2,
                 "correct": (sums_f["correct"] + sums_b["correct"]) / 2, "count": sums_f["count"],
                 **{f"{name}_{key}": part[key] for name, part in (("forward", sums_f),
@@ -317,7 +374,7 @@ class Seq2Seq:
                                          batch["tgt_in"], train=train, rngs={"dropout": rng})
         target_BT = batch["tgt_out"]
         real_BT = _real_rows(batch, target_BT != self.pad_id)
-        loss, sums = _prediction_sums(logits_BTV, target_BT, real_BT)
+        loss, sums = prediction_sums(logits_BTV, target_BT, real_BT)
         if not train:
             tokens_BT, _, _ = seq2seq.greedy_decode(
                 self.model, params, batch["src"], batch["src_lengths"],
@@ -351,15 +408,30 @@ class Seq2Seq:
         return {"attention": "attention.png"}
 
 
+# Models whose task lives beside them: model.name -> "module:function", the function taking
+# (config, model, metadata) and returning the task.
+TASK_BUILDERS: dict[str, str] = {
+    "gnn_node": "dlx.graph_tasks:node_task",
+    "gnn_graph": "dlx.graph_tasks:graph_task",
+    "dense_autoencoder": "dlx.generative:reconstruction",
+    "conv_autoencoder": "dlx.generative:reconstruction",
+    "vae": "dlx.generative:variational",
+    "gan": "dlx.gan.task:build",
+}
 LM_MODELS = {"bert_mlm": "masked_lm", "gpt": "causal_lm", "elmo_bilm": "bilm"}
 SEQ2SEQ_MODELS = ("seq2seq", "seq2seq_transformer")
 
 
 def build(config, model: nn.Module, metadata: dict[str, Any]):
     """The task for `config.model.name`: MaskedLM for bert_mlm, CausalLM for gpt, BiLM for
-    elmo_bilm, Seq2Seq for the seq2seq models, else Classification; LM tasks need a token data
-    source (`data.name="text"`), Seq2Seq a pair source (`data.name="reverse"`)."""
+    elmo_bilm, Seq2Seq for the seq2seq models, else Classification (DocumentClassification
+    for windows of texts); LM tasks need a token data source (`data.name="text"`), Seq2Seq a
+    pair source (`data.name="reverse"`)."""
     from dlx.data import augment
+    if config.model.name in TASK_BUILDERS:
+        module_name, function_name = TASK_BUILDERS[config.model.name].split(":")
+        builder = getattr(importlib.import_module(module_name), function_name)
+        return builder(config, model, metadata)
     if config.model.name in SEQ2SEQ_MODELS:
         if "seq2seq_ids" not in metadata:
             raise DlxError(f"model.name={config.model.name!r} needs source/target pairs; set "
@@ -368,7 +440,9 @@ def build(config, model: nn.Module, metadata: dict[str, Any]):
         return Seq2Seq(model, pad_id=ids["pad"], bos_id=ids["bos"], eos_id=ids["eos"])
     kind = LM_MODELS.get(config.model.name)
     if kind is None:
-        return Classification(model, augment=augment.get(config.data.augment),
+        # Windows of long texts (data.long_text="windows") are also scored per text.
+        task_type = DocumentClassification if "documents" in metadata else Classification
+        return task_type(model, augment=augment.get(config.data.augment),
                               class_weights=class_weights(config, metadata),
                               focal_gamma=focal_gamma(config))
     if "special_ids" not in metadata:

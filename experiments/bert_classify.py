@@ -27,11 +27,12 @@ CHECKPOINT = "runs/bert_mlm_tiny/hf"
 def get_config() -> ml_collections.ConfigDict:
     config = base()
     config.data.update({"name": "labelled_text", "corpus": "newsgroups", "files": "",
-                        "held_out": 0.25, "tokenizer": CHECKPOINT, "seq_len": 128})
+                        "held_out": 0.25, "tokenizer": CHECKPOINT, "seq_len": 128,
+                        "long_text": "truncate", "window_stride": 0})
 
     config.model = ml_collections.ConfigDict({
         "name": "bert_classifier", "init_from": CHECKPOINT, "pretrained": True,
-        "dropout": 0.1, "attention_dropout": 0.1})
+        "dropout": 0.1, "attention_dropout": 0.1, "remat": False})
 
     config.optim.name = "adamw"
     config.optim.lr = 2e-4

@@ -21,7 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.vocab_size = 30522
     config.model.update({"hidden_size": 768, "num_layers": 12, "num_heads": 12,
                          "intermediate_size": 3072, "attention_dropout": 0.0,
-                         "max_length": 512, "dtype": "bfloat16", "use_fused": True})
+                         "max_length": 512, "dtype": "bfloat16", "use_fused": True,
+                         "remat": False})
     config.optim.lr = 1e-4
     config.optim.warmup_steps = 1000
     config.train.update({"steps": 10000, "batch_size": 256, "eval_batch_size": 256,

@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict({
         "name": "bert_mlm", "hidden_size": 128, "num_layers": 2, "num_heads": 2,
         "intermediate_size": 512, "dropout": 0.1, "attention_dropout": 0.1, "max_length": 128,
-        "dtype": "float32", "use_fused": False})
+        "dtype": "float32", "use_fused": False, "remat": False})
 
     config.optim.name = "adamw"
     config.optim.lr = 1e-3

@@ -24,7 +24,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict({
         "name": "gpt", "hidden_size": 128, "num_layers": 2, "num_heads": 2, "mlp_dim": 512,
-        "dropout": 0.1, "attention_dropout": 0.1, "max_length": 128, "use_fused": False})
+        "dropout": 0.1, "attention_dropout": 0.1, "max_length": 128, "use_fused": False,
+        "dtype": "float32", "remat": False})
 
     config.optim.name = "adamw"
     config.optim.lr = 1e-3

@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = config_lib.load(str(pathlib.Path(__file__).with_name("seq2seq_reverse.py")))
     config.model = ml_collections.ConfigDict({
         "name": "seq2seq_transformer", "hidden_size": 64, "num_layers": 2, "num_heads": 4,
-        "mlp_dim": 256, "dropout": 0.0})
+        "mlp_dim": 256, "dropout": 0.0, "remat": False})
     config.optim.lr = 1e-3
     config.optim.warmup_steps = 100
     return config

@@ -47,7 +47,13 @@ def _sources() -> dict[str, Callable[[ml_collections.ConfigDict], Splits]]:
     return {"mnist1d": mnist1d.load, "xor": xor.load, "digits": digits.load,
             "temporal_order": temporal_order.load, "reverse": reverse.load, "text": tokens.load,
             "labelled_text": tokens.load_labelled,
-            **{name: functools.partial(hub.load, name) for name in hub.SOURCES}}
+            **{name: functools.partial(hub.load, name) for name in hub.SOURCES},
+            **_graph_sources()}
+
+
+def _graph_sources() -> dict[str, Callable[[ml_collections.ConfigDict], Splits]]:
+    from dlx.data import coloured_graphs, karate
+    return {"karate_club": karate.load, "coloured_graphs": coloured_graphs.load}
 
 
 def _rows(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:

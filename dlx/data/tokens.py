@@ -1,5 +1,6 @@
 """Token data sources: `text` (a corpus packed into rows of token ids for language models) and
-`labelled_text` (labelled texts as `[CLS] text [SEP]` ids for classification, `load_labelled`).
+`labelled_text` (labelled texts as `[CLS] text [SEP]` ids for classification, truncated or cut
+into windows by `data.long_text`: `load_labelled`).
 
 Documents come from `data.corpus` (see `dlx.data.text`), split by document with `data.held_out`
 into train and test. The tokenizer is `data.tokenizer` (a directory with `tokenizer.json` or a
@@ -130,11 +131,68 @@ def encode_classification(tokenizer, texts: list[str], seq_len: int) -> np.ndarr
     return x
 
 
+LONG_TEXT = ("truncate", "windows")
+
+
+def long_text_settings(data_config: ml_collections.ConfigDict) -> tuple[str, int]:
+    """(`data.long_text`, the window stride in tokens) of a `labelled_text` config: the stride is
+    `data.window_stride`, or (`data.seq_len` - 2) // 2 when it is 0 or unset (half a window)."""
+    mode = data_config.get("long_text", "truncate")
+    if mode not in LONG_TEXT:
+        raise DlxError(f"data.long_text={mode!r} is unknown; expected one of: "
+                       f"{', '.join(LONG_TEXT)}")
+    stride = data_config.get("window_stride", 0)
+    if mode == "truncate":
+        return mode, 0
+    seq_len, piece = data_config.seq_len, data_config.seq_len - 2
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 3:
+        raise DlxError(f"data.seq_len={seq_len!r} is too short; expected an int >= 3")
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 0 <= stride <= piece:
+        raise DlxError(f"data.window_stride={stride!r} must be an int in [1, data.seq_len - 2 = "
+                       f"{piece}] (tokens between window starts), or 0 for half a window")
+    if data_config.get("validation_size", 0):
+        raise DlxError("data.validation_size > 0 would carve windows, not documents, out of the "
+                       "training split; use data.long_text='truncate' or validation_size=0")
+    return mode, stride or max(1, piece // 2)
+
+
+def encode_windows(tokenizer, texts: list[str], labels_N: np.ndarray, seq_len: int,
+                   stride: int) -> dict[str, np.ndarray]:
+    """Every text as `[CLS] piece [SEP]` windows (`dlx.data.chunking.sliding_windows`): fields
+    `x` (W, seq_len) int32, `y` (W,) its text's label and `doc` (W,) int32 its text's index."""
+    from dlx.data import chunking
+    ids = tokenizer_lib.special_ids(tokenizer)
+    x_WT, _, doc_W = chunking.sliding_windows(tokenizer_lib.encode(tokenizer, texts), seq_len,
+                                              stride, ids.cls, ids.sep, ids.pad)
+    return {"x": x_WT, "y": np.asarray(labels_N, np.int32)[doc_W], "doc": doc_W}
+
+
+def _windowed(tokenizer, sets, seq_len: int, stride: int) -> tuple[dict, dict, dict]:
+    """Train and test windows of `sets` (`dlx.data.labelled_text.LabelledSplits`) and their
+    `documents` metadata: per split, texts, windows and texts longer than one window."""
+    splits, documents = {}, {"window": seq_len, "stride": stride}
+    for name, texts, labels_N in (("train", sets.train_texts, sets.train_labels),
+                                  ("test", sets.test_texts, sets.test_labels)):
+        splits[name] = encode_windows(tokenizer, texts, labels_N, seq_len, stride)
+        windows_D = np.bincount(splits[name]["doc"], minlength=len(texts))
+        documents[name] = {"documents": len(texts), "windows": int(windows_D.sum()),
+                           "longer_than_a_window": int((windows_D > 1).sum())}
+    return splits["train"], splits["test"], documents
+
+
 def load_labelled(data_config: ml_collections.ConfigDict) -> Splits:
     """The `labelled_text` source: a set of `dlx.data.labelled_text` (`data.corpus`) as `x`
     (N, `data.seq_len`) token ids of `data.tokenizer` and labels `y`; text split by class with
-    `data.held_out`."""
+    `data.held_out`.
+
+    `data.long_text` (default `truncate`) says what becomes of a text longer than `seq_len - 2`
+    tokens: `truncate` keeps its first tokens, one row per text; `windows` cuts every text into
+    `[CLS] piece [SEP]` rows of `seq_len` tokens whose starts are `data.window_stride` tokens
+    apart (0: half a window), each carrying its text's label `y` and `doc`, the text's index in
+    its split; `metadata["documents"]` counts texts, windows and texts longer than one window.
+    """
     from dlx.data import labelled_text
+    mode, stride = long_text_settings(data_config)
     if not data_config.tokenizer:
         raise DlxError("data.tokenizer is empty; expected the directory of the tokenizer the "
                        "model was pre-trained with (e.g. the output of dlx export)")
@@ -147,12 +205,16 @@ def load_labelled(data_config: ml_collections.ConfigDict) -> Splits:
     if not len(sets.test_labels):
         raise DlxError("data.held_out=0 leaves no held-out texts to evaluate on; set a fraction "
                        "such as 0.25")
-    train = {"x": encode_classification(tokenizer, sets.train_texts, data_config.seq_len),
-             "y": sets.train_labels}
-    test = {"x": encode_classification(tokenizer, sets.test_texts, data_config.seq_len),
-            "y": sets.test_labels}
+    metadata = {"labels": sets.label_names, "tokenizer": str(data_config.tokenizer)}
+    if mode == "windows":
+        train, test, metadata["documents"] = _windowed(tokenizer, sets, data_config.seq_len,
+                                                       stride)
+    else:
+        train = {"x": encode_classification(tokenizer, sets.train_texts, data_config.seq_len),
+                 "y": sets.train_labels}
+        test = {"x": encode_classification(tokenizer, sets.test_texts, data_config.seq_len),
+                "y": sets.test_labels}
     majority = np.bincount(sets.train_labels).argmax()
-    baseline = {"majority_class": {"accuracy": float((sets.test_labels == majority).mean())}}
-    return Splits(train=train, test=test, num_classes=len(sets.label_names),
-                  metadata={"labels": sets.label_names, "baseline": baseline,
-                            "tokenizer": str(data_config.tokenizer)})
+    metadata["baseline"] = {
+        "majority_class": {"accuracy": float((sets.test_labels == majority).mean())}}
+    return Splits(train=train, test=test, num_classes=len(sets.label_names), metadata=metadata)

@@ -49,10 +49,20 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def _dtype(model_config: ml_collections.ConfigDict) -> jnp.dtype:
-    if model_config.dtype not in DTYPES:
-        raise DlxError(f"model.dtype={model_config.dtype!r} is unsupported; expected one of: "
+    """`model.dtype` ("float32" when a config predates the key) as a jnp dtype."""
+    name = model_config.get("dtype", "float32")
+    if name not in DTYPES:
+        raise DlxError(f"model.dtype={name!r} is unsupported; expected one of: "
                        f"{', '.join(DTYPES)}")
-    return DTYPES[model_config.dtype]
+    return DTYPES[name]
+
+
+def _remat(model_config: ml_collections.ConfigDict) -> bool:
+    """`model.remat` (False when a config predates the key): gradient checkpointing per block."""
+    remat = model_config.get("remat", False)
+    if not isinstance(remat, bool):
+        raise DlxError(f"model.remat={remat!r} is not a bool; expected true or false")
+    return remat
 
 
 def _bert_mlm(model_config: ml_collections.ConfigDict, num_outputs: int,
@@ -67,7 +77,8 @@ def _bert_mlm(model_config: ml_collections.ConfigDict, num_outputs: int,
         hidden_dropout_prob=model_config.dropout,
         attention_probs_dropout_prob=model_config.attention_dropout,
         max_position_embeddings=model_config.max_length)
-    return BertForMaskedLM(config, dtype=_dtype(model_config), use_fused=model_config.use_fused)
+    return BertForMaskedLM(config, dtype=_dtype(model_config), use_fused=model_config.use_fused,
+                           remat=_remat(model_config))
 
 
 def _gpt(model_config: ml_collections.ConfigDict, num_outputs: int,
@@ -79,7 +90,8 @@ def _gpt(model_config: ml_collections.ConfigDict, num_outputs: int,
                num_layers=model_config.num_layers, num_heads=model_config.num_heads,
                mlp_dim=model_config.mlp_dim, max_length=model_config.max_length,
                dropout=model_config.dropout, attention_dropout=model_config.attention_dropout,
-               use_fused=model_config.use_fused)
+               use_fused=model_config.use_fused, dtype=_dtype(model_config),
+               remat=_remat(model_config))
 
 
 def _elmo_bilm(model_config: ml_collections.ConfigDict, num_outputs: int,
@@ -102,7 +114,7 @@ def _bert_classifier(model_config: ml_collections.ConfigDict, num_outputs: int,
     config = read_hf_config(model_config.init_from)
     config = dataclasses.replace(config, hidden_dropout_prob=model_config.dropout,
                                  attention_probs_dropout_prob=model_config.attention_dropout)
-    return BertTextClassifier(config, num_labels=num_outputs)
+    return BertTextClassifier(config, num_labels=num_outputs, remat=_remat(model_config))
 
 
 def _seq2seq(model_config: ml_collections.ConfigDict, num_outputs: int,
@@ -125,7 +137,48 @@ def _seq2seq_transformer(model_config: ml_collections.ConfigDict, num_outputs: i
     return TransformerSeq2Seq(vocab_size=num_outputs, hidden_size=model_config.hidden_size,
                               num_layers=model_config.num_layers,
                               num_heads=model_config.num_heads, mlp_dim=model_config.mlp_dim,
-                              dropout=model_config.dropout)
+                              dropout=model_config.dropout, remat=_remat(model_config))
+
+
+def _gan(model_config: ml_collections.ConfigDict, num_outputs: int,
+         axis_name: str | None) -> nn.Module:
+    """A DCGAN-style generator and discriminator of `model.image_size` square images."""
+    del num_outputs, axis_name  # Images, not classes; no BatchNorm.
+    from dlx.nn.gan import GAN
+    return GAN(latent_dim=model_config.latent_dim, image_size=model_config.image_size,
+               generator_features=model_config.generator_features,
+               discriminator_features=model_config.discriminator_features,
+               output=model_config.output, minibatch_std=model_config.minibatch_std)
+
+
+def _autoencoder(model_config: ml_collections.ConfigDict, num_outputs: int,
+                 axis_name: str | None) -> nn.Module:
+    """A dense, convolutional or variational autoencoder; `model.input_shape` sets its output."""
+    del num_outputs, axis_name  # The output is the input's shape; no BatchNorm.
+    from dlx.nn.autoencoder import from_config
+    return from_config(model_config)
+
+
+def _gnn_node(model_config: ml_collections.ConfigDict, num_outputs: int,
+              axis_name: str | None) -> nn.Module:
+    """A two-layer GCN or GAT (`model.conv`) giving every node `num_outputs` logits."""
+    del axis_name  # No BatchNorm.
+    from dlx.nn.gnn import NodeClassifier
+    return NodeClassifier(num_outputs=num_outputs, conv=model_config.conv,
+                          hidden=model_config.hidden, heads=model_config.heads,
+                          dropout=model_config.dropout,
+                          attention_dropout=model_config.attention_dropout)
+
+
+def _gnn_graph(model_config: ml_collections.ConfigDict, num_outputs: int,
+               axis_name: str | None) -> nn.Module:
+    """GCN, GAT or edge-blind dense layers (`model.conv`), a per-graph readout, `num_outputs`."""
+    del axis_name  # No BatchNorm.
+    from dlx.nn.gnn import GraphClassifier
+    return GraphClassifier(num_outputs=num_outputs, conv=model_config.conv,
+                           hidden=model_config.hidden, num_layers=model_config.num_layers,
+                           heads=model_config.heads, readout=model_config.readout,
+                           dropout=model_config.dropout)
 
 
 def pretrained(model_config: ml_collections.ConfigDict) -> Callable[[dict], dict]:
@@ -144,7 +197,10 @@ def pretrained(model_config: ml_collections.ConfigDict) -> Callable[[dict], dict
 MODELS = {"mlp": _mlp, "conv1d": _conv1d, "simple_cnn": _simple_cnn, "rnn": _rnn,
           "bert_mlm": _bert_mlm, "gpt": _gpt, "bert_classifier": _bert_classifier,
           "seq2seq": _seq2seq, "seq2seq_transformer": _seq2seq_transformer,
-          "elmo_bilm": _elmo_bilm}
+          "elmo_bilm": _elmo_bilm, "gan": _gan,
+          "dense_autoencoder": _autoencoder, "conv_autoencoder": _autoencoder,
+          "vae": _autoencoder,
+          "gnn_node": _gnn_node, "gnn_graph": _gnn_graph}
 
 
 def build(model_config: ml_collections.ConfigDict, num_outputs: int,

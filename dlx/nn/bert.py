@@ -140,11 +140,13 @@ class BertModel(nn.Module):
 
     `use_fused` runs attention through `jax.nn.dot_product_attention` (cuDNN's kernel on GPU);
     it has no attention dropout, so training then needs `attention_probs_dropout_prob=0`.
+    `remat` recomputes each encoder layer's activations in the backward pass (`nn.remat`).
     """
     config: BertConfig
     add_pooling_layer: bool = True
     dtype: jnp.dtype = jnp.float32
     use_fused: bool = False
+    remat: bool = False
 
     def setup(self):
         c = self.config
@@ -160,7 +162,7 @@ class BertModel(nn.Module):
             dropout=c.hidden_dropout_prob, attention_dropout=c.attention_probs_dropout_prob,
             layer_norm_epsilon=c.layer_norm_eps, approximate_gelu=HIDDEN_ACTS[c.hidden_act],
             kernel_init=_init, num_layers=c.num_hidden_layers, positions="none",
-            use_fused=self.use_fused)
+            use_fused=self.use_fused, remat=self.remat)
         if self.add_pooling_layer:
             self.pooler = nn.Dense(c.hidden_size, dtype=self.dtype, kernel_init=_init)
 
@@ -193,6 +195,7 @@ class BertForMaskedLM(nn.Module):
     add_pooling_layer: bool = False
     dtype: jnp.dtype = jnp.float32
     use_fused: bool = False
+    remat: bool = False
 
     @nn.compact
     def __call__(self, input_ids_BT: jax.Array, attention_mask_BT: jax.Array | None = None,
@@ -200,7 +203,8 @@ class BertForMaskedLM(nn.Module):
                  masked_positions_BP: jax.Array | None = None, *,
                  train: bool = False) -> LogitsOutput:
         c = self.config
-        bert = BertModel(c, self.add_pooling_layer, self.dtype, self.use_fused, name="bert")
+        bert = BertModel(c, self.add_pooling_layer, self.dtype, self.use_fused, self.remat,
+                         name="bert")
         h_BXH = bert(input_ids_BT, attention_mask_BT, token_type_ids_BT, train=train)[0]
         if masked_positions_BP is not None:
             # Gathering first runs the head (and the V-wide decoder) on P << T positions.
@@ -221,12 +225,14 @@ class BertForSequenceClassification(nn.Module):
     num_labels: int = 2
     dtype: jnp.dtype = jnp.float32
     use_fused: bool = False
+    remat: bool = False
 
     @nn.compact
     def __call__(self, input_ids_BT: jax.Array, attention_mask_BT: jax.Array | None = None,
                  token_type_ids_BT: jax.Array | None = None, *,
                  train: bool = False) -> LogitsOutput:
-        pooled_BH = BertModel(self.config, True, self.dtype, self.use_fused, name="bert")(
+        pooled_BH = BertModel(self.config, True, self.dtype, self.use_fused, self.remat,
+                              name="bert")(
             input_ids_BT, attention_mask_BT, token_type_ids_BT, train=train).pooler_output
         pooled_BH = Dropout(self.config.hidden_dropout_prob, deterministic=not train)(pooled_BH)
         logits_BL = nn.Dense(self.num_labels, dtype=self.dtype, kernel_init=_init,

@@ -12,6 +12,10 @@ Params: `token_embedding/embedding` (V, M), `decoder/position_embedding/embeddin
 (max_length, M), `decoder/layer_{k}/{self_attention, self_attention_norm, mlp, mlp_norm}` for
 k = 0 … num_layers - 1 (see `dlx.nn.transformer`) and `decoder/final_norm`; there is no separate
 output kernel.
+
+With `dtype=jnp.bfloat16` params stay float32 and are cast for the matmuls (as in
+`dlx.nn.bert`): the decoder's hidden states are bfloat16, attention logits and softmax float32,
+and the returned logits float32.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from dlx.errors import DlxError
 from dlx.nn.attention import padding_mask
 from dlx.nn.transformer import Decoder
 
+DTYPES = (jnp.float32, jnp.bfloat16)
+
 LAYER_NORM_EPSILON = 1e-5  # GPT-2's (HF `layer_norm_epsilon`).
 _init = nn.initializers.normal(0.02)
 
@@ -33,7 +39,8 @@ class GPT(nn.Module):
 
     Position t's logits predict token t + 1 from tokens 0 … t only. `use_fused` runs attention
     through `jax.nn.dot_product_attention`, which has no attention dropout, so training then
-    needs `attention_dropout=0`.
+    needs `attention_dropout=0`. `dtype` is the compute dtype (params stay float32); `remat`
+    recomputes each block's activations in the backward pass (`nn.remat`).
     """
     vocab_size: int
     hidden_size: int = 128
@@ -44,6 +51,8 @@ class GPT(nn.Module):
     dropout: float = 0.1
     attention_dropout: float = 0.1
     use_fused: bool = False
+    dtype: jnp.dtype = jnp.float32
+    remat: bool = False
 
     @nn.compact
     def __call__(self, input_ids_BT: jax.Array, attention_mask_BT: jax.Array | None = None, *,
@@ -57,13 +66,29 @@ class GPT(nn.Module):
         if attention_mask_BT is not None and attention_mask_BT.shape != input_ids_BT.shape:
             raise DlxError(f"GPT attention_mask has shape {tuple(attention_mask_BT.shape)}; "
                            f"expected input_ids' {tuple(input_ids_BT.shape)}")
-        embed = nn.Embed(self.vocab_size, self.hidden_size, embedding_init=_init,
-                         name="token_embedding")
+        if self.dtype not in DTYPES:
+            raise DlxError(f"GPT dtype={self.dtype!r} is unsupported; expected float32 or "
+                           f"bfloat16")
+        embed = nn.Embed(self.vocab_size, self.hidden_size, dtype=self.dtype,
+                         embedding_init=_init, name="token_embedding")
         mask = None if attention_mask_BT is None else padding_mask(attention_mask_BT.astype(bool))
-        h_BTM = Decoder(num_heads=self.num_heads, mlp_dim=self.mlp_dim, dropout=self.dropout,
-                        attention_dropout=self.attention_dropout, pre_ln=True,
-                        layer_norm_epsilon=LAYER_NORM_EPSILON, approximate_gelu=True,
-                        kernel_init=_init, use_fused=self.use_fused, num_layers=self.num_layers,
-                        positions="learned", max_length=self.max_length, name="decoder")(
-            embed(input_ids_BT), mask=mask, train=train)
+        decoder_cls = Decoder
+        if self.dtype != jnp.float32:
+            # Params stay float32; the decoder reads them cast, so its matmuls run in `dtype`.
+            decoder_cls = nn.map_variables(
+                Decoder, "params", trans_in_fn=lambda v: _cast_floats(v, self.dtype),
+                trans_out_fn=lambda v: _cast_floats(v, jnp.float32), init=self.is_initializing())
+        decoder = decoder_cls(
+            num_heads=self.num_heads, mlp_dim=self.mlp_dim, dropout=self.dropout,
+            attention_dropout=self.attention_dropout, pre_ln=True,
+            layer_norm_epsilon=LAYER_NORM_EPSILON, approximate_gelu=True, kernel_init=_init,
+            use_fused=self.use_fused, num_layers=self.num_layers, positions="learned",
+            max_length=self.max_length, remat=self.remat, name="decoder")
+        h_BTM = decoder(embed(input_ids_BT), mask=mask, train=train)
         return embed.attend(h_BTM).astype(jnp.float32)
+
+
+def _cast_floats(tree: dict, dtype: jnp.dtype) -> dict:
+    """`tree` with its floating leaves cast to `dtype`."""
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating)
+                        else x, tree)

@@ -183,13 +183,17 @@ class Seq2Seq(nn.Module):
 
 
 class TransformerSeq2Seq(nn.Module):
-    """Transformer encoder–decoder (pre-LN, sinusoidal positions) behind `Seq2Seq`'s interface."""
+    """Transformer encoder–decoder (pre-LN, sinusoidal positions) behind `Seq2Seq`'s interface.
+
+    `remat` rematerialises the blocks in training (`dlx.nn.transformer`), all but the decoder's
+    last, whose cross-attention weights are returned."""
     vocab_size: int
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 4
     mlp_dim: int = 256
     dropout: float = 0.0
+    remat: bool = False
 
     def setup(self):
         if self.num_layers < 1:
@@ -197,9 +201,11 @@ class TransformerSeq2Seq(nn.Module):
         self.src_embed = nn.Embed(self.vocab_size, self.hidden_size)
         self.tgt_embed = nn.Embed(self.vocab_size, self.hidden_size)
         stack = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim, dropout=self.dropout,
-                     pre_ln=True, num_layers=self.num_layers, positions="sinusoidal")
+                     pre_ln=True, num_layers=self.num_layers, positions="sinusoidal",
+                     remat=self.remat)
         self.encoder = Encoder(**stack)
-        self.decoder = Decoder(**stack)
+        # `_decode` intercepts the last block's cross-attention, so that block is never rematted.
+        self.decoder = Decoder(**stack, remat_last=False)
         self.output = nn.Dense(self.vocab_size)
 
     def encode(self, src_BS: jax.Array, src_lengths_B: jax.Array, *,

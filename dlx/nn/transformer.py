@@ -17,6 +17,13 @@ cross_attention_norm, mlp, mlp_norm}` in a `Decoder`; attentions are `MultiHeadA
 (`scale`, `bias`). Kernels default to Xavier uniform, as torch's `nn.Transformer` and flax's
 examples initialise them. A stack adds `position_embedding/embedding` (max_length, M) with learned
 positions and `final_norm` when pre-LN.
+
+With `remat=True` a stack called with `train=True` wraps each block in `nn.remat` (gradient
+checkpointing): the backward pass recomputes a block's activations from its input instead of
+keeping them, trading about one more forward pass for activation memory; params, outputs and
+gradients are unchanged. Calls with `train=False` run the blocks plain, so method interception
+(attention maps, `dlx explain`) still sees concrete values there; `remat_last=False` keeps the
+last block plain in training too, for a caller that intercepts inside it.
 """
 
 from __future__ import annotations
@@ -114,7 +121,7 @@ class EncoderBlock(_Layer):
     """Bidirectional block `x_BTM` -> `y_BTM`; bool `mask` (True = attend) fits (B, H, T, T)."""
 
     @nn.compact
-    def __call__(self, x_BTM: jax.Array, mask: jax.Array | None = None, *,
+    def __call__(self, x_BTM: jax.Array, mask: jax.Array | None = None,
                  train: bool = False) -> jax.Array:
         x_BTM = self._attention_sublayer("attention", x_BTM, None, mask, train)
         return self._mlp_sublayer(x_BTM, train)
@@ -125,7 +132,7 @@ class DecoderBlock(_Layer):
 
     @nn.compact
     def __call__(self, x_BTM: jax.Array, encoded_BSM: jax.Array | None = None,
-                 mask: jax.Array | None = None, cross_mask: jax.Array | None = None, *,
+                 mask: jax.Array | None = None, cross_mask: jax.Array | None = None,
                  train: bool = False) -> jax.Array:
         """`mask` (B, H, T, T) is ANDed with the causal mask; `cross_mask` is (B, H, T, S)."""
         self_mask = combine_masks(causal_mask(x_BTM.shape[1]), mask)
@@ -146,6 +153,17 @@ class _Stack(_Layer):
     num_layers: int = 1
     positions: str = "sinusoidal"
     max_length: int = 512
+    remat: bool = False
+    remat_last: bool = True
+
+    def _block_class(self, block: type[_Layer], layer: int, train: bool,
+                     train_argnum: int) -> type[_Layer]:
+        """`block`, or its `nn.remat` for layer `layer` when `remat` applies (module docstring);
+        `train`, positional argument `train_argnum` (self being 0), stays a Python bool."""
+        last = layer == self.num_layers - 1
+        if self.remat and train and (self.remat_last or not last):
+            return nn.remat(block, static_argnums=(train_argnum,))
+        return block
 
     def _embed_positions(self, x_BTM: jax.Array, train: bool) -> jax.Array:
         """`x_BTM` + positions (per `positions`), then dropout."""
@@ -179,8 +197,8 @@ class Encoder(_Stack):
                  train: bool = False) -> jax.Array:
         x_BTM = self._embed_positions(x_BTM, train)
         for layer in range(self.num_layers):
-            x_BTM = EncoderBlock(**self._block_kwargs(), name=f"layer_{layer}")(
-                x_BTM, mask, train=train)
+            block_cls = self._block_class(EncoderBlock, layer, train, train_argnum=3)
+            x_BTM = block_cls(**self._block_kwargs(), name=f"layer_{layer}")(x_BTM, mask, train)
         return self._finish(x_BTM)
 
 
@@ -193,6 +211,7 @@ class Decoder(_Stack):
                  train: bool = False) -> jax.Array:
         x_BTM = self._embed_positions(x_BTM, train)
         for layer in range(self.num_layers):
-            x_BTM = DecoderBlock(**self._block_kwargs(), name=f"layer_{layer}")(
-                x_BTM, encoded_BSM, mask, cross_mask, train=train)
+            block_cls = self._block_class(DecoderBlock, layer, train, train_argnum=5)
+            x_BTM = block_cls(**self._block_kwargs(), name=f"layer_{layer}")(
+                x_BTM, encoded_BSM, mask, cross_mask, train)
         return self._finish(x_BTM)

@@ -137,9 +137,12 @@ def figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] | None = No
 
 
 def plot_curves(rows: list[dict], path: pathlib.Path, title: str) -> None:
-    """Loss and accuracy against step: the training window and every evaluated split, one PNG."""
-    fig, axes = figure(2)
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    """Loss and (when logged) accuracy against step: the training window and every evaluated
+    split, one PNG."""
+    metrics = ["loss"] + (["accuracy"] if any(key.endswith("_accuracy") for row in rows
+                                              for key in row) else [])
+    fig, axes = figure(len(metrics), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
         keys = [f"train_{metric}"] + sorted({k for row in rows for k in row
                                               if k.startswith("eval_") and k.endswith(f"_{metric}")})
         for key in keys:
