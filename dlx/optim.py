@@ -133,14 +133,17 @@ def schedule(optim_config: ml_collections.ConfigDict, total_steps: int) -> optax
 def _optimizer(name: str, lr: optax.Schedule, optim_config: ml_collections.ConfigDict,
                weight_decay: float) -> optax.GradientTransformation:
     momentum = optim_config.momentum
+    b1 = optim_config.get("b1", 0.9)  # Adam's first-moment decay; optional (GANs use 0.5).
+    if not (isinstance(b1, (int, float)) and 0 <= b1 < 1):
+        raise DlxError(f"optim.b1 must be in [0, 1), got {b1!r}")
     makers = {
         "sgd": lambda: optax.sgd(lr),
         "momentum": lambda: optax.sgd(lr, momentum=momentum),
         "nesterov": lambda: optax.sgd(lr, momentum=momentum, nesterov=True),
         "rmsprop": lambda: optax.rmsprop(lr),
         "adagrad": lambda: optax.adagrad(lr),
-        "adam": lambda: optax.adam(lr),
-        "adamw": lambda: optax.adamw(lr, weight_decay=weight_decay, mask=decay_mask),
+        "adam": lambda: optax.adam(lr, b1=b1),
+        "adamw": lambda: optax.adamw(lr, b1=b1, weight_decay=weight_decay, mask=decay_mask),
     }
     return makers[name]()  # `make` has checked the name.
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlx.errors import DlxError
 from dlx.train.state import TrainState
 
 
@@ -74,7 +75,20 @@ def gradients(state: TrainState, batch, rng: jax.Array, *, task, accumulate_step
 
 def train_step(state: TrainState, batch, *, task, tx: optax.GradientTransformation,
                axis_name: str | None = None, accumulate_steps: int = 1):
-    """One optimiser update on `batch`; returns (new state, metric sums over the global batch)."""
+    """One optimiser update on `batch`; returns (new state, metric sums over the global batch).
+
+    A task with its own `train_step(state, batch, rng, tx, axis_name) -> (state, sums)` (several
+    players updated in turn, each with its own part of `opt_state`: see `init_opt_state` in
+    `dlx.train.loop.build`) makes the update instead, from `step_rng`; it reduces its gradients
+    and sums across `axis_name` itself. The step counter is advanced here either way.
+    """
+    own_step = getattr(task, "train_step", None)
+    if own_step is not None:
+        if accumulate_steps != 1:
+            raise DlxError(f"{type(task).__name__} makes its own updates; "
+                           f"optim.accumulate_steps must be 1, got {accumulate_steps}")
+        new_state, sums = own_step(state, batch, step_rng(state, axis_name), tx, axis_name)
+        return new_state.replace(step=state.step + 1), sums
     grads, sums, batch_stats = gradients(state, batch, step_rng(state, axis_name), task=task,
                                          accumulate_steps=accumulate_steps, axis_name=axis_name)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
