@@ -27,6 +27,21 @@ def data_dir(tmp_path_factory) -> pathlib.Path:
     return shared
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory) -> pathlib.Path:
+    """One persistent XLA compilation cache for the session's processes (the CLI tests compile
+    the same steps again and again); it changes no result, only skips recompiling."""
+    root = tmp_path_factory.getbasetemp()
+    cache = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "jax-cache"
+    settings = {"jax_compilation_cache_dir": str(cache),
+                "jax_persistent_cache_min_compile_time_secs": 0,
+                "jax_persistent_cache_min_entry_size_bytes": 0}
+    for name, value in settings.items():
+        os.environ[name.upper()] = str(value)  # For the processes the tests start.
+        jax.config.update(name, value)
+    return cache
+
+
 def emulated_devices_flags(devices: int) -> str:
     """XLA_FLAGS for `devices` CPU devices. XLA aborts a CPU collective whose device threads do
     not all arrive within 40 s, which 8 emulated devices on 2 busy cores can exceed; the limit
@@ -35,14 +50,30 @@ def emulated_devices_flags(devices: int) -> str:
             f"--xla_cpu_collective_call_terminate_timeout_seconds=600")
 
 
+# XLA flag for tests that compile many programs and compare them only with one another: the
+# CPU backend's cheapest optimisation level roughly halves compile time.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
+
 def run_cli(*args: str, devices: int = 1, script: list[str] | None = None,
-            timeout: int = 300) -> subprocess.CompletedProcess:
-    """Runs `dlx ARGS` (or `python SCRIPT... ARGS`) in a new process with `devices` CPU devices."""
-    env = dict(os.environ, XLA_FLAGS=emulated_devices_flags(devices), JAX_PLATFORMS="cpu",
-               PYTHONUNBUFFERED="1")
+            timeout: int = 300, xla_flags: str = "") -> subprocess.CompletedProcess:
+    """Runs `dlx ARGS` (or `python SCRIPT... ARGS`) in a new process with `devices` CPU devices
+    (and `xla_flags` added to XLA_FLAGS)."""
+    env = dict(os.environ, XLA_FLAGS=f"{emulated_devices_flags(devices)} {xla_flags}".strip(),
+               JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
     command = [sys.executable] + (script or ["-m", "dlx.cli"]) + list(args)
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout,
                           cwd=REPO)
+
+
+def launch(*command: str, processes: int = 2, **env: str) -> subprocess.CompletedProcess:
+    """`launch/local_multiprocess.sh PROCESSES --cpu-devices 4 -- python COMMAND...` (compiling
+    with FAST_COMPILE; `env` added to the environment)."""
+    full_env = dict(os.environ, XLA_FLAGS=FAST_COMPILE, PYTHONUNBUFFERED="1",
+                    DLX_LAUNCH_GRACE_S="3", **env)
+    return subprocess.run(["bash", str(REPO / "launch" / "local_multiprocess.sh"), str(processes),
+                           "--cpu-devices", "4", "--", sys.executable, *command],
+                          capture_output=True, text=True, env=full_env, timeout=600, cwd=REPO)
 
 
 def train_args(workdir: pathlib.Path, *overrides: str, config: str = MLP_CONFIG) -> list[str]:
@@ -71,3 +102,12 @@ def load_benchmark(name: str):
             del sys.modules[module_name]
             raise
     return sys.modules[module_name]
+
+
+# Files whose tests each take half a minute or more on 2 cores: they are collected first, so that
+# `-n auto` does not end with one worker running them alone while the others idle.
+LONGEST_FIRST = ("test_sharding.py", "test_multiprocess.py", "test_parallel.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # Stable: order kept inside.

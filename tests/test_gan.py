@@ -1,6 +1,7 @@
 """The GAN: shapes, the losses against NumPy, the alternating two-optimiser step through the
-trainer's hook (with finite gradients), the judge's quality numbers, and a short gan_digits run
-that trains its judge, writes samples.png and resumes."""
+trainer's hook (with finite gradients), each player's loss falling against a fixed opponent, the
+judge's quality numbers, and a short gan_digits run (with an untrained stand-in judge in the
+cache) that writes samples.png and resumes to the same numbers."""
 
 import json
 import math
@@ -220,3 +221,41 @@ def test_short_gan_digits_run_writes_samples_and_resumes_to_the_same_numbers(tmp
                       for line in (d / "metrics.jsonl").read_text().splitlines()]
     assert rows(resumed) == rows(straight)
     assert (resumed / "samples.png").exists()
+
+
+
+def test_each_players_loss_falls_when_it_trains_against_a_fixed_opponent(judge, params):
+    task = _task(judge)
+    real_BHW = _digits(32)
+    z_BL = task_lib.latents(jax.random.PRNGKey(4), 32, LATENT)
+
+    def d_loss(d_params, g_params):
+        fake_BHW = task.generate(g_params, z_BL)
+        return gan.discriminator_loss(task.discriminate(d_params, real_BHW),
+                                      task.discriminate(d_params, fake_BHW)).mean()
+
+    def g_loss(g_params, d_params):
+        return gan.generator_loss(task.discriminate(d_params, task.generate(g_params, z_BL))).mean()
+
+    def trained_loss(loss, own, opponent, num_steps=40):
+        tx = optax.adam(3e-3)
+
+        @jax.jit
+        def step(own, opt_state):
+            updates, opt_state = tx.update(jax.grad(loss)(own, opponent), opt_state, own)
+            return optax.apply_updates(own, updates), opt_state
+
+        opt_state = tx.init(own)
+        for _ in range(num_steps):
+            own, opt_state = step(own, opt_state)
+        return float(loss(own, opponent))
+
+    d, g = params["discriminator"], params["generator"]
+    assert trained_loss(d_loss, d, g) < 0.5 * float(d_loss(d, g))
+    assert trained_loss(g_loss, g, d) < 0.5 * float(g_loss(g, d))
+
+
+def _digits(count: int) -> jax.Array:
+    """The first `count` of scikit-learn's 8x8 digits, (count, 8, 8) in [0, 1]."""
+    from sklearn.datasets import load_digits
+    return jnp.asarray(load_digits().images[:count] / 16.0, jnp.float32)

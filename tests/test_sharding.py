@@ -1,6 +1,7 @@
 """Meshes and sharding rules (`dlx.train.sharding`), and one tiny BERT trained under data
-parallelism, FSDP and tensor parallelism on 8 emulated devices: the same loss curve as one
-device, parameters really sharded, and an 8-device checkpoint continued on 4 devices and on 1 as if never stopped."""
+parallelism, FSDP and tensor parallelism on 8 emulated devices and by two processes of 4: the
+same loss curve as one device, parameters really sharded, and an 8-device checkpoint continued on
+4 devices and on 1 as if never stopped."""
 
 import json
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
 
-from conftest import REPO, run_cli
+from conftest import FAST_COMPILE, REPO, launch, run_cli
+from sharding_driver import MESHES, TINY
 from dlx.errors import DlxError
 from dlx.train import sharding
 
@@ -59,8 +61,9 @@ def test_tensor_parallel_pairs_split_heads_then_fsdp_takes_the_other_dimension()
                 (256, 64)) == PartitionSpec("model", "fsdp")
 
 
-def test_any_mesh_gives_the_one_device_loss_curve_and_restores_on_fewer_devices(tmp_path):
-    result = run_cli(str(tmp_path), devices=8, timeout=600,
+def test_any_mesh_and_two_processes_give_the_one_device_loss_curve_and_restore_on_fewer_devices(
+        tmp_path):
+    result = run_cli(str(tmp_path / "driver"), devices=8, timeout=600, xla_flags=FAST_COMPILE,
                      script=[str(REPO / "tests" / "sharding_driver.py")])
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -79,3 +82,12 @@ def test_any_mesh_gives_the_one_device_loss_curve_and_restores_on_fewer_devices(
     for devices in ("4", "1"):
         np.testing.assert_allclose(restored[devices], curves["fsdp8"][10:], rtol=1e-4,
                                    err_msg=f"restored on {devices}")
+    # The data(2) x fsdp(4) mesh over two processes of 4 devices each (jax.distributed).
+    workdir = tmp_path / "two_processes"
+    two = launch("-m", "dlx.cli", "train", "--config",
+                 str(REPO / "experiments" / "bert_mlm_tiny.py"), "--workdir", str(workdir),
+                 *TINY, *MESHES["data2_fsdp4"], "--config.train.distributed=auto")
+    assert two.returncode == 0, two.stderr[-3000:]
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose([row["train_loss"] for row in rows if "train_loss" in row],
+                               curves["data2_fsdp4"], rtol=1e-4)
