@@ -103,11 +103,3 @@ def load_benchmark(name: str):
             raise
     return sys.modules[module_name]
 
-
-# Files whose tests each take half a minute or more on 2 cores: they are collected first, so that
-# `-n auto` does not end with one worker running them alone while the others idle.
-LONGEST_FIRST = ("test_sharding.py", "test_multiprocess.py", "test_parallel.py")
-
-
-def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # Stable: order kept inside.
