@@ -179,10 +179,8 @@ class NodeClassifier(nn.Module):
     @nn.compact
     def __call__(self, x_BNF: jax.Array, edges_BE2: jax.Array, edge_mask_BE: jax.Array,
                  node_mask_BN: jax.Array, *, train: bool = False) -> jax.Array:
-        _check_choice("conv", self.conv, CONVS)
+        graph, h_VF = _flat_inputs(self.conv, x_BNF, edges_BE2, edge_mask_BE, node_mask_BN)
         batch, num_nodes = node_mask_BN.shape
-        graph = flatten(edges_BE2, edge_mask_BE, node_mask_BN)
-        h_VF = x_BNF.reshape(batch * num_nodes, -1)
         h_VF = nn.Dropout(self.dropout, deterministic=not train)(h_VF)
         h_VF = _Layer(self.conv, self.hidden, self.heads, self.attention_dropout)(
             h_VF, graph, train=train)
@@ -191,6 +189,13 @@ class NodeClassifier(nn.Module):
         logits_VC = _Layer(self.conv, self.num_outputs, 1, self.attention_dropout, last=True)(
             h_VF, graph, train=train)
         return logits_VC.reshape(batch, num_nodes, self.num_outputs)
+
+
+def _flat_inputs(conv: str, x_BNF: jax.Array, edges_BE2: jax.Array, edge_mask_BE: jax.Array,
+                 node_mask_BN: jax.Array) -> tuple[Graph, jax.Array]:
+    """(the flat `Graph`, node features h_VF (B N, F)) of a padded batch, once `conv` is checked."""
+    _check_choice("conv", conv, CONVS)
+    return flatten(edges_BE2, edge_mask_BE, node_mask_BN), x_BNF.reshape(-1, x_BNF.shape[-1])
 
 
 def readout(h_BNF: jax.Array, node_mask_BN: jax.Array, kind: str) -> jax.Array:
@@ -218,10 +223,8 @@ class GraphClassifier(nn.Module):
     @nn.compact
     def __call__(self, x_BNF: jax.Array, edges_BE2: jax.Array, edge_mask_BE: jax.Array,
                  node_mask_BN: jax.Array, *, train: bool = False) -> jax.Array:
-        _check_choice("conv", self.conv, CONVS)
+        graph, h_VF = _flat_inputs(self.conv, x_BNF, edges_BE2, edge_mask_BE, node_mask_BN)
         batch, num_nodes = node_mask_BN.shape
-        graph = flatten(edges_BE2, edge_mask_BE, node_mask_BN)
-        h_VF = x_BNF.reshape(batch * num_nodes, -1)
         if self.conv == "gat" and self.hidden % self.heads:
             raise DlxError(f"model.hidden={self.hidden} must be a multiple of model.heads="
                            f"{self.heads} (a GAT layer concatenates its heads)")
