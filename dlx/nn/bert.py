@@ -42,7 +42,7 @@ from dlx.errors import DlxError
 from dlx.nn import activations
 from dlx.nn.attention import padding_mask
 from dlx.nn.dropout import Dropout
-from dlx.nn.transformer import Encoder
+from dlx.nn.transformer import Encoder, computing_in
 
 HIDDEN_ACTS = {"gelu": False, "gelu_new": True}  # Name -> approximate (tanh) GELU.
 CONFIG_FILE, SAFETENSORS_FILE, TORCH_FILE = "config.json", "model.safetensors", "pytorch_model.bin"
@@ -129,12 +129,6 @@ class BertEmbeddings(nn.Module):
         return self.word_embeddings.attend(h_BXH)
 
 
-def _cast_floats(tree: Any, dtype: jnp.dtype) -> Any:
-    """`tree` with its floating leaves cast to `dtype`."""
-    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating)
-                        else x, tree)
-
-
 class BertModel(nn.Module):
     """`input_ids_BT` (+ `attention_mask_BT` 1 real / 0 pad, `token_type_ids_BT`) -> BertOutput.
 
@@ -151,12 +145,7 @@ class BertModel(nn.Module):
     def setup(self):
         c = self.config
         self.embeddings = BertEmbeddings(c, self.dtype)
-        encoder_cls = Encoder
-        if self.dtype != jnp.float32:
-            # Params stay float32; the encoder reads them cast, so its matmuls run in `dtype`.
-            encoder_cls = nn.map_variables(
-                Encoder, "params", trans_in_fn=lambda v: _cast_floats(v, self.dtype),
-                trans_out_fn=lambda v: _cast_floats(v, jnp.float32), init=self.is_initializing())
+        encoder_cls = computing_in(Encoder, self.dtype, self.is_initializing())
         self.encoder = encoder_cls(
             num_heads=c.num_attention_heads, mlp_dim=c.intermediate_size,
             dropout=c.hidden_dropout_prob, attention_dropout=c.attention_probs_dropout_prob,

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from dlx.errors import DlxError
 from dlx.nn.attention import padding_mask
-from dlx.nn.transformer import Decoder
+from dlx.nn.transformer import Decoder, computing_in
 
 DTYPES = (jnp.float32, jnp.bfloat16)
 
@@ -72,13 +72,7 @@ class GPT(nn.Module):
         embed = nn.Embed(self.vocab_size, self.hidden_size, dtype=self.dtype,
                          embedding_init=_init, name="token_embedding")
         mask = None if attention_mask_BT is None else padding_mask(attention_mask_BT.astype(bool))
-        decoder_cls = Decoder
-        if self.dtype != jnp.float32:
-            # Params stay float32; the decoder reads them cast, so its matmuls run in `dtype`.
-            decoder_cls = nn.map_variables(
-                Decoder, "params", trans_in_fn=lambda v: _cast_floats(v, self.dtype),
-                trans_out_fn=lambda v: _cast_floats(v, jnp.float32), init=self.is_initializing())
-        decoder = decoder_cls(
+        decoder = computing_in(Decoder, self.dtype, self.is_initializing())(
             num_heads=self.num_heads, mlp_dim=self.mlp_dim, dropout=self.dropout,
             attention_dropout=self.attention_dropout, pre_ln=True,
             layer_norm_epsilon=LAYER_NORM_EPSILON, approximate_gelu=True, kernel_init=_init,
@@ -87,8 +81,3 @@ class GPT(nn.Module):
         h_BTM = decoder(embed(input_ids_BT), mask=mask, train=train)
         return embed.attend(h_BTM).astype(jnp.float32)
 
-
-def _cast_floats(tree: dict, dtype: jnp.dtype) -> dict:
-    """`tree` with its floating leaves cast to `dtype`."""
-    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating)
-                        else x, tree)

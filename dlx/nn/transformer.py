@@ -117,6 +117,22 @@ class _Layer(nn.Module):
         return Dropout(self.dropout, deterministic=not train)(x)
 
 
+def _cast_floats(tree, dtype: jnp.dtype):
+    """`tree` with its floating leaves cast to `dtype`."""
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating)
+                        else x, tree)
+
+
+def computing_in(stack_cls: type[nn.Module], dtype: jnp.dtype, initializing: bool):
+    """`stack_cls` (Encoder or Decoder) whose params stay float32 but are read cast to `dtype`,
+    so its matmuls run in `dtype`; `stack_cls` itself for float32."""
+    if dtype == jnp.float32:
+        return stack_cls
+    return nn.map_variables(stack_cls, "params", trans_in_fn=lambda v: _cast_floats(v, dtype),
+                            trans_out_fn=lambda v: _cast_floats(v, jnp.float32),
+                            init=initializing)
+
+
 class EncoderBlock(_Layer):
     """Bidirectional block `x_BTM` -> `y_BTM`; bool `mask` (True = attend) fits (B, H, T, T)."""
 
