@@ -76,6 +76,12 @@ def launch(*command: str, processes: int = 2, **env: str) -> subprocess.Complete
                           capture_output=True, text=True, env=full_env, timeout=600, cwd=REPO)
 
 
+def train_losses(workdir: pathlib.Path) -> list[float]:
+    """The `train_loss` of every logged step in `workdir/metrics.jsonl`, in order."""
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [row["train_loss"] for row in rows if "train_loss" in row]
+
+
 def train_args(workdir: pathlib.Path, *overrides: str, config: str = MLP_CONFIG) -> list[str]:
     return ["train", "--config", config, "--workdir", str(workdir), *overrides]
 

@@ -4,11 +4,10 @@ process stops the run, and rerunning resumes from the last checkpoint to the sam
 tiny BERT sharded over two processes is checked in tests/test_sharding.py.)"""
 
 import json
-import pathlib
 
 import numpy as np
 
-from conftest import FAST_COMPILE, REPO, launch, run_cli, train_args
+from conftest import FAST_COMPILE, REPO, launch, run_cli, train_args, train_losses
 
 KILL_DRIVER = str(REPO / "tests" / "kill_driver.py")
 # Short enough that the float-rounding differences of the cross-process sums stay at 1e-8
@@ -21,11 +20,6 @@ DISTRIBUTED = ("--config.train.distributed=auto",)
 
 def summary(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
-
-
-def curve(workdir: pathlib.Path) -> list[float]:
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    return [row["train_loss"] for row in rows if "train_loss" in row]
 
 
 def assert_same_result(got: dict, want: dict, rtol: float) -> None:
@@ -49,6 +43,6 @@ def test_two_processes_killed_and_resumed_equal_one_process(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming mnist1d_mlp from checkpoint at step 50" in resumed.stderr
     assert_same_result(summary(resumed.stdout), summary(one.stdout), rtol=1e-5)
-    np.testing.assert_allclose(curve(workdir), curve(tmp_path / "one"), rtol=1e-5)
+    np.testing.assert_allclose(train_losses(workdir), train_losses(tmp_path / "one"), rtol=1e-5)
     assert json.loads((workdir / "summary.json").read_text())["final_step"] == 100
 

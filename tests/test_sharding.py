@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
 
-from conftest import FAST_COMPILE, REPO, launch, run_cli
+from conftest import FAST_COMPILE, REPO, launch, run_cli, train_losses
 from sharding_driver import MESHES, TINY
 from dlx.errors import DlxError
 from dlx.train import sharding
@@ -88,6 +88,4 @@ def test_any_mesh_and_two_processes_give_the_one_device_loss_curve_and_restore_o
                  str(REPO / "experiments" / "bert_mlm_tiny.py"), "--workdir", str(workdir),
                  *TINY, *MESHES["data2_fsdp4"], "--config.train.distributed=auto")
     assert two.returncode == 0, two.stderr[-3000:]
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    np.testing.assert_allclose([row["train_loss"] for row in rows if "train_loss" in row],
-                               curves["data2_fsdp4"], rtol=1e-4)
+    np.testing.assert_allclose(train_losses(workdir), curves["data2_fsdp4"], rtol=1e-4)
