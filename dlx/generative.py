@@ -10,9 +10,8 @@ the Bernoulli cross-entropy summed over them (nats per input); `VariationalAE` l
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -69,21 +68,11 @@ def _means(sums: dict[str, float]) -> dict[str, float]:
     return {key: float(value) / count for key, value in sums.items() if key != "count"}
 
 
-def _jitted_init(model: nn.Module) -> Callable[[jax.Array, jax.Array], Any]:
-    """`(key, x_B) -> params` under jit (eagerly, every operation would compile on its own)."""
-    return jax.jit(lambda key, x_B: model.init({"params": key, "noise": key, "latent": key},
-                                               x_B, train=False)["params"])
-
-
-# One per model, so that the trainer's shape-only trace and its real call share one trace.
-_cached_init = functools.lru_cache(maxsize=None)(_jitted_init)
-
-
 def _init(model: nn.Module, rng: jax.Array, batch: Batch) -> tuple[Any, Any]:
-    try:
-        init = _cached_init(model)
-    except TypeError:  # A module built by hand with list fields is unhashable.
-        init = _jitted_init(model)
+    """(params, {}) for inputs shaped like `batch["x"]`."""
+    # Under jit: run eagerly, init would compile every operation on its own.
+    init = jax.jit(lambda key, x_B: model.init({"params": key, "noise": key, "latent": key},
+                                               x_B, train=False)["params"])
     return init(rng, _inputs(batch)), {}
 
 
