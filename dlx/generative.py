@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlx import tasks
 from dlx.errors import DlxError
 from dlx.nn import autoencoder
 
@@ -70,10 +71,8 @@ def _means(sums: dict[str, float]) -> dict[str, float]:
 
 def _init(model: nn.Module, rng: jax.Array, batch: Batch) -> tuple[Any, Any]:
     """(params, {}) for inputs shaped like `batch["x"]`."""
-    # Under jit: run eagerly, init would compile every operation on its own.
-    init = jax.jit(lambda key, x_B: model.init({"params": key, "noise": key, "latent": key},
-                                               x_B, train=False)["params"])
-    return init(rng, _inputs(batch)), {}
+    return tasks.jitted_init(model, rng, _inputs(batch), streams=("noise", "latent"),
+                             train=False), {}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,10 +42,7 @@ class _GraphTask:
 
     def init(self, rng: jax.Array, batch: tasks.Batch) -> tuple[Any, Any]:
         """(params, {}) for graphs shaped like `batch`'s."""
-        # Under jit: run eagerly, init would compile every scatter and gather on its own.
-        init = jax.jit(lambda key, inputs: self.model.init({"params": key, "dropout": key},
-                                                           *inputs, train=False))
-        return init(rng, graph_inputs(batch))["params"], {}
+        return tasks.jitted_init(self.model, rng, *graph_inputs(batch), train=False), {}
 
     def logits(self, params, batch: tasks.Batch, rng: jax.Array, train: bool) -> jax.Array:
         """The model's logits: (B, N, C) per node or (B, C) per graph."""

@@ -44,6 +44,16 @@ def model_inputs(batch: Batch) -> tuple[jax.Array, ...]:
     return (batch["x"],) + tuple(batch[name] for name in EXTRA_INPUTS if name in batch)
 
 
+def jitted_init(model: nn.Module, rng: jax.Array, *inputs: jax.Array,
+                streams: tuple[str, ...] = ("dropout",), **kwargs) -> Any:
+    """`model`'s params for `inputs`, from `model.init` under jit (run eagerly, init would
+    compile every initialiser and every op of a loop, scatter or gather on its own); the
+    params stream and each of `streams` get `rng`; `kwargs` (e.g. `train=False`) are static."""
+    rngs = {name: rng for name in ("params", *streams)}
+    init = jax.jit(lambda rngs, *inputs: model.init(rngs, *inputs, **kwargs)["params"])
+    return init(rngs, *inputs)
+
+
 @dataclasses.dataclass(frozen=True)
 class Classification:
     """Softmax classification of `batch["x"]` into `batch["y"]`; `batch["mask"]` marks real rows.
@@ -311,9 +321,7 @@ class BiLM:
 
     def init(self, rng: jax.Array, batch: Batch) -> tuple[Any, Any]:
         lengths_B = batch["attention_mask"].sum(1).astype(jnp.int32)
-        init = jax.jit(lambda key, ids_BT, lengths_B: self.model.init(
-            {"params": key, "dropout": key}, ids_BT, lengths_B, train=False))
-        return init(rng, batch["input_ids"], lengths_B)["params"], {}
+        return jitted_init(self.model, rng, batch["input_ids"], lengths_B, train=False), {}
 
     def loss(self, params, batch_stats, batch: Batch, rng: jax.Array, train: bool):
         """Mean of the forward and backward next-token cross-entropies, and their sums."""
@@ -360,11 +368,8 @@ class Seq2Seq:
     eos_id: int
 
     def init(self, rng: jax.Array, batch: Batch) -> tuple[Any, Any]:
-        # Under jit: run eagerly, init would step the recurrent loops one op at a time.
-        init = jax.jit(lambda key, src, lengths, tgt_in: self.model.init(
-            {"params": key, "dropout": key}, src, lengths, tgt_in, train=False))
-        variables = init(rng, batch["src"], batch["src_lengths"], batch["tgt_in"])
-        return variables["params"], {}
+        return jitted_init(self.model, rng, batch["src"], batch["src_lengths"], batch["tgt_in"],
+                           train=False), {}
 
     def loss(self, params, batch_stats, batch: Batch, rng: jax.Array, train: bool):
         """Mean target-token cross-entropy; sums `loss`, `correct`, `count` (target tokens) and,

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlx import tasks
 from dlx.errors import DlxError
 from dlx.gan import judge as judge_lib
 from dlx.nn import gan
@@ -68,9 +69,7 @@ class GANTask:
             raise DlxError(f"the GAN makes {size}x{size} images (model.image_size) but the data "
                            f"has images of shape {batch['x'].shape[1:]}")
         z_BL = jnp.zeros((1, self.model.latent_dim))
-        # Under jit: run eagerly, init would compile each initialiser's ops one at a time.
-        init = jax.jit(lambda key, z_BL: self.model.init({"params": key}, z_BL)["params"])
-        return init(rng, z_BL), {}
+        return tasks.jitted_init(self.model, rng, z_BL, streams=()), {}
 
     def _txs(self, tx: optax.GradientTransformation) -> dict[str, optax.GradientTransformation]:
         return {"generator": tx, "discriminator": self.discriminator_tx or tx}
