@@ -119,6 +119,17 @@ def max_pool_2x2(h_BHWC: jax.Array) -> jax.Array:
 SIMPLE_CNN_CHANNELS = (32, 64)  # SimpleCNN's conv widths; every conv is 5x5 with padding 2.
 
 
+def as_images(module_name: str, x: jax.Array) -> jax.Array:
+    """Images (B, H, W) or (B, H, W, C) -> h_BHWC (one channel added to the first); a one-line
+    error naming `module_name` for any other rank."""
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DlxError(f"{module_name} expects images of shape (batch, H, W) or "
+                       f"(batch, H, W, C); got {x.shape}")
+    return x
+
+
 class SimpleCNN(nn.Module):
     """Two conv-pool stages and an MLP head: maps `x_BHW` or `x_BHWC` to `logits_BO`.
 
@@ -139,12 +150,7 @@ class SimpleCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        if x.ndim == 3:
-            x = x[..., None]
-        if x.ndim != 4:
-            raise DlxError(f"SimpleCNN expects inputs of shape (batch, H, W) or (batch, H, W, C); "
-                           f"got {x.shape}")
-        h_BHWC = x
+        h_BHWC = as_images("SimpleCNN", x)
         for features in SIMPLE_CNN_CHANNELS:
             h_BHWC = nn.Conv(features, kernel_size=(5, 5), padding=((2, 2), (2, 2)),
                              use_bias=not self.use_batchnorm)(h_BHWC)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from dlx.errors import DlxError
 from dlx.nn import init
+from dlx.nn.cnn import as_images
 
 OUTPUTS = ("sigmoid", "tanh")
 LEAKY_SLOPE = 0.2  # DCGAN's leaky-ReLU slope in the discriminator.
@@ -88,12 +89,7 @@ class Discriminator(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim == 3:
-            x = x[..., None]
-        if x.ndim != 4:
-            raise DlxError(f"Discriminator expects images of shape (batch, H, W) or "
-                           f"(batch, H, W, C); got {x.shape}")
-        h_BHWC = x
+        h_BHWC = as_images("Discriminator", x)
         for features in (self.features, 2 * self.features):
             h_BHWC = nn.Conv(features, kernel_size=(4, 4), strides=(2, 2), padding="SAME",
                              kernel_init=init.lecun_normal)(h_BHWC)
