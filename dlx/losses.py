@@ -36,12 +36,50 @@ def _pick(logp_XC: jax.Array, labels_X: jax.Array) -> jax.Array:
     return jnp.take_along_axis(logp_XC, labels_X[..., None], axis=-1)[..., 0]
 
 
+def softmax_nll(logits_XC: jax.Array, labels_X: jax.Array) -> jax.Array:
+    """`-log softmax(logits_XC)[labels_X]` (shape X, float32), as `jax.nn.log_softmax` computes it.
+
+    Its backward pass is one elementwise `g · (softmax - onehot)` over `(X, C)` from the saved
+    log-normaliser, where differentiating `log_softmax` and `take_along_axis` scatters the
+    gradient into a zero `(X, C)` array first; for a 30k-word vocabulary that is a large share of
+    a masked-LM step on CPU.
+    """
+    return _softmax_nll(logits_XC.astype(jnp.float32), labels_X)
+
+
+def _shifted_and_normaliser(logits_XC: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`(logits - max, log Σ exp(logits - max))`, the two terms of `jax.nn.log_softmax`."""
+    shifted_XC = logits_XC - logits_XC.max(-1, keepdims=True)
+    return shifted_XC, jnp.log(jnp.exp(shifted_XC).sum(-1, keepdims=True))
+
+
+@jax.custom_vjp
+def _softmax_nll(logits_XC: jax.Array, labels_X: jax.Array) -> jax.Array:
+    shifted_XC, log_norm_X1 = _shifted_and_normaliser(logits_XC)
+    return log_norm_X1[..., 0] - _pick(shifted_XC, labels_X)
+
+
+def _softmax_nll_forward(logits_XC, labels_X):
+    shifted_XC, log_norm_X1 = _shifted_and_normaliser(logits_XC)
+    return (log_norm_X1[..., 0] - _pick(shifted_XC, labels_X),
+            (shifted_XC, log_norm_X1, labels_X))
+
+
+def _softmax_nll_backward(residuals, g_X):
+    shifted_XC, log_norm_X1, labels_X = residuals
+    classes_XC = jax.lax.broadcasted_iota(labels_X.dtype, shifted_XC.shape, shifted_XC.ndim - 1)
+    onehot_XC = classes_XC == labels_X[..., None]
+    return g_X[..., None] * (jnp.exp(shifted_XC - log_norm_X1) - onehot_XC), None
+
+
+_softmax_nll.defvjp(_softmax_nll_forward, _softmax_nll_backward)
+
+
 def cross_entropy_sum(logits_BC: jax.Array, labels_B: jax.Array,
                       where_B: jax.Array | None = None,
                       weights: jax.Array | None = None) -> jax.Array:
     """Sum over real rows of -w_y log softmax(logits_BC)[y]; the caller divides by the count."""
-    logp_BC = jax.nn.log_softmax(logits_BC.astype(jnp.float32))
-    nll_B = -_pick(logp_BC, labels_B)
+    nll_B = softmax_nll(logits_BC, labels_B)
     if weights is not None:
         nll_B = _class_weights(weights, labels_B) * nll_B
     if where_B is not None:
@@ -56,8 +94,8 @@ def cross_entropy(logits_BC: jax.Array, labels_B: jax.Array,
 
     With per-class `weights` (shape (C,)) it is sum(w_y * loss) / sum(w_y), as in PyTorch.
     """
-    logp_BC = jax.nn.log_softmax(logits_BC.astype(jnp.float32))
-    return _weighted_mean(-_pick(logp_BC, labels_B), where_B, _class_weights(weights, labels_B))
+    return _weighted_mean(softmax_nll(logits_BC, labels_B), where_B,
+                          _class_weights(weights, labels_B))
 
 
 def masked_cross_entropy(logits_BTV: jax.Array, labels_BT: jax.Array, mask_BT: jax.Array,

@@ -209,6 +209,27 @@ def test_focal_with_gamma_zero_is_cross_entropy():
                                 losses.cross_entropy(logits_BC, labels_B), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_softmax_nll_and_its_gradient_equal_the_log_softmax_expression(dtype):
+    rng = np.random.default_rng(11)
+    logits_BTV = jnp.asarray(6 * rng.normal(size=(3, 4, 50)), dtype)
+    labels_BT = jnp.asarray(rng.integers(0, 50, (3, 4)))
+    g_BT = jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)
+
+    def plain(logits):
+        logp = jax.nn.log_softmax(logits.astype(jnp.float32))
+        return -jnp.take_along_axis(logp, labels_BT[..., None], axis=-1)[..., 0]
+
+    nll_BT = losses.softmax_nll(logits_BTV, labels_BT)
+    assert nll_BT.dtype == jnp.float32
+    chex.assert_trees_all_close(nll_BT, plain(logits_BTV), rtol=1e-6, atol=1e-6)
+    grad = jax.grad(lambda x: (g_BT * losses.softmax_nll(x, labels_BT)).sum())(logits_BTV)
+    expected = jax.grad(lambda x: (g_BT * plain(x)).sum())(logits_BTV)
+    assert grad.dtype == dtype
+    chex.assert_trees_all_close(grad.astype(jnp.float32), expected.astype(jnp.float32),
+                                rtol=1e-5, atol=1e-6)
+
+
 def test_losses_compute_in_float32_from_bfloat16():
     logits_BC, labels_B = _logits_labels(seed=10)
     loss = losses.focal(jnp.asarray(logits_BC, jnp.bfloat16), labels_B)

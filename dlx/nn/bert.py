@@ -42,6 +42,7 @@ from dlx.errors import DlxError
 from dlx.nn import activations
 from dlx.nn.attention import padding_mask
 from dlx.nn.dropout import Dropout
+from dlx.nn.tied_decoder import tied_logits
 from dlx.nn.transformer import Encoder, computing_in
 
 HIDDEN_ACTS = {"gelu": False, "gelu_new": True}  # Name -> approximate (tanh) GELU.
@@ -124,9 +125,10 @@ class BertEmbeddings(nn.Module):
                  + self.token_type_embeddings(token_type_ids_BT))
         return self.norm(x_BTH)
 
-    def attend(self, h_BXH: jax.Array) -> jax.Array:
-        """`h_BXH` -> `h · word_tableᵀ` (B, X, V), in `dtype`: the tied MLM decoder."""
-        return self.word_embeddings.attend(h_BXH)
+    def attend(self, h_BXH: jax.Array, bias_V: jax.Array) -> jax.Array:
+        """`h_BXH` -> float32 `h · word_tableᵀ + bias_V` (B, X, V), the product in `dtype`: the
+        tied MLM decoder."""
+        return tied_logits(h_BXH, self.word_embeddings.embedding, bias_V, self.dtype)
 
 
 class BertModel(nn.Module):
@@ -173,9 +175,9 @@ class BertModel(nn.Module):
         pooled_BH = jnp.tanh(self.pooler(h_BTH[:, 0])) if self.add_pooling_layer else None
         return BertOutput(h_BTH, pooled_BH)
 
-    def attend(self, h_BXH: jax.Array) -> jax.Array:
+    def attend(self, h_BXH: jax.Array, bias_V: jax.Array) -> jax.Array:
         """The tied MLM decoder `h_BXH` -> (B, X, V); see `BertEmbeddings.attend`."""
-        return self.embeddings.attend(h_BXH)
+        return self.embeddings.attend(h_BXH, bias_V)
 
 
 class BertForMaskedLM(nn.Module):
@@ -204,8 +206,7 @@ class BertForMaskedLM(nn.Module):
         h_BXH = nn.LayerNorm(epsilon=c.layer_norm_eps, name="transform_norm")(
             h_BXH.astype(jnp.float32))
         output_bias_V = self.param("output_bias", nn.initializers.zeros, (c.vocab_size,))
-        logits_BXV = bert.attend(h_BXH.astype(self.dtype)).astype(jnp.float32)
-        return LogitsOutput(logits_BXV + output_bias_V[None, None])
+        return LogitsOutput(bert.attend(h_BXH, output_bias_V))
 
 
 class BertForSequenceClassification(nn.Module):

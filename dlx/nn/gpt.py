@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from dlx.errors import DlxError
 from dlx.nn.attention import padding_mask
+from dlx.nn.tied_decoder import tied_logits
 from dlx.nn.transformer import Decoder, computing_in
 
 DTYPES = (jnp.float32, jnp.bfloat16)
@@ -79,5 +80,5 @@ class GPT(nn.Module):
             use_fused=self.use_fused, num_layers=self.num_layers, positions="learned",
             max_length=self.max_length, remat=self.remat, name="decoder")
         h_BTM = decoder(embed(input_ids_BT), mask=mask, train=train)
-        return embed.attend(h_BTM).astype(jnp.float32)
+        return tied_logits(h_BTM, embed.embedding, dtype=self.dtype)
 
