@@ -204,12 +204,13 @@ def summarize_lm(sums: dict[str, float]) -> dict[str, float]:
     return {**means, "perplexity": math.exp(min(means["loss"], 700.0))}
 
 
-def prediction_sums(logits_BXV: jax.Array, labels_BX: jax.Array, weights_BX: jax.Array):
+def prediction_sums(logits_BXV: jax.Array, labels_BX: jax.Array, weights_BX: jax.Array, *,
+                    fused_backward: bool = False):
     """(mean cross-entropy, sums `loss`, `correct`, `count`) of the predictions (rows, masked or
-    next tokens) where `weights_BX` is True."""
+    next tokens) where `weights_BX` is True; `fused_backward`: see `losses.cross_entropy_sum`."""
     vocab = logits_BXV.shape[-1]
     loss_sum = losses.cross_entropy_sum(logits_BXV.reshape(-1, vocab), labels_BX.reshape(-1),
-                                        weights_BX.reshape(-1))
+                                        weights_BX.reshape(-1), fused_backward=fused_backward)
     correct = jnp.where(weights_BX, logits_BXV.argmax(-1) == labels_BX, False).sum()
     count = weights_BX.sum().astype(jnp.float32)
     sums = {"loss": loss_sum, "correct": correct.astype(jnp.float32), "count": count}
@@ -272,7 +273,8 @@ class MaskedLM:
                                       batch["attention_mask"], batch["segment_ids"],
                                       predictions.positions, train=train,
                                       rngs={"dropout": rng}).logits
-        loss, sums = prediction_sums(logits_BPV, predictions.labels, predictions.weights)
+        loss, sums = prediction_sums(logits_BPV, predictions.labels, predictions.weights,
+                                     fused_backward=True)
         return loss, (sums, batch_stats)
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
@@ -299,7 +301,8 @@ class CausalLM:
         logits_BTV = self.model.apply({"params": params}, batch["input_ids"],
                                       batch["attention_mask"], train=train,
                                       rngs={"dropout": rng})
-        loss, sums = prediction_sums(logits_BTV[:, :-1], batch["input_ids"][:, 1:], real_BT[:, 1:])
+        loss, sums = prediction_sums(logits_BTV[:, :-1], batch["input_ids"][:, 1:], real_BT[:, 1:],
+                                     fused_backward=True)
         return loss, (sums, batch_stats)
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:

@@ -230,6 +230,20 @@ def test_softmax_nll_and_its_gradient_equal_the_log_softmax_expression(dtype):
                                 rtol=1e-5, atol=1e-6)
 
 
+def test_cross_entropy_sum_fused_backward_equals_the_plain_path():
+    logits_BC, labels_B = _logits_labels(seed=12)
+    where_B = np.arange(12) < 9
+    weights_C = np.linspace(0.5, 2.0, 7).astype(np.float32)
+
+    def total(logits, fused):
+        return losses.cross_entropy_sum(logits, labels_B, where_B, weights_C,
+                                        fused_backward=fused)
+
+    chex.assert_trees_all_close(total(logits_BC, True), total(logits_BC, False), rtol=1e-6)
+    chex.assert_trees_all_close(jax.grad(total)(logits_BC, True),
+                                jax.grad(total)(logits_BC, False), rtol=1e-5, atol=1e-7)
+
+
 def test_losses_compute_in_float32_from_bfloat16():
     logits_BC, labels_B = _logits_labels(seed=10)
     loss = losses.focal(jnp.asarray(logits_BC, jnp.bfloat16), labels_B)
