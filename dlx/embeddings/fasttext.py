@@ -367,7 +367,7 @@ def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100
           window: int = 5, negative: int = 5, min_count: int = 5, sample: float = 1e-3,
           epochs: int = 5, alpha: float | None = None, min_alpha: float = 1e-4, min_n: int = 3,
           max_n: int = 6, bucket: int = 2_000_000, seed: int = 0, batch_words: int = 256,
-          block: int = 32, shared_negatives: int | None = None, steps_per_call: int = 16,
+          block: int = 32, shared_negatives: int | None = None, steps_per_call: int = 64,
           ns_exponent: float = 0.75, max_vocab: int = 0,
           progress: bool = True) -> FastTextVectors:
     """fastText vectors of the words seen min_count times (their output vectors in syn1_VD),
