@@ -55,8 +55,7 @@ def _shifted_and_normaliser(logits_XC: jax.Array) -> tuple[jax.Array, jax.Array]
 
 @jax.custom_vjp
 def _softmax_nll(logits_XC: jax.Array, labels_X: jax.Array) -> jax.Array:
-    shifted_XC, log_norm_X1 = _shifted_and_normaliser(logits_XC)
-    return log_norm_X1[..., 0] - _pick(shifted_XC, labels_X)
+    return _softmax_nll_forward(logits_XC, labels_X)[0]
 
 
 def _softmax_nll_forward(logits_XC, labels_X):
@@ -102,12 +101,14 @@ def cross_entropy_sum(logits_BC: jax.Array, labels_B: jax.Array,
 
 def cross_entropy(logits_BC: jax.Array, labels_B: jax.Array,
                   where_B: jax.Array | None = None,
-                  weights: jax.Array | None = None) -> jax.Array:
+                  weights: jax.Array | None = None, *,
+                  fused_backward: bool = False) -> jax.Array:
     """Mean softmax cross-entropy over the real rows (all rows when `where_B` is None).
 
     With per-class `weights` (shape (C,)) it is sum(w_y * loss) / sum(w_y), as in PyTorch.
+    `fused_backward`: see `cross_entropy_sum`.
     """
-    return _weighted_mean(_nll(logits_BC, labels_B, False), where_B,
+    return _weighted_mean(_nll(logits_BC, labels_B, fused_backward), where_B,
                           _class_weights(weights, labels_B))
 
 
@@ -119,8 +120,8 @@ def masked_cross_entropy(logits_BTV: jax.Array, labels_BT: jax.Array, mask_BT: j
     with `weights` (shape (V,)) it is sum(w_y * loss) / sum(w_y) over real tokens. Its gradient
     comes through `softmax_nll`'s fused backward pass (vocabulary-wide logits).
     """
-    return _weighted_mean(softmax_nll(logits_BTV, labels_BT), mask_BT,  # Any leading axes.
-                          _class_weights(weights, labels_BT))
+    return cross_entropy(logits_BTV, labels_BT, mask_BT, weights,  # Any leading axes.
+                         fused_backward=True)
 
 
 def nll(log_probs_BC: jax.Array, labels_B: jax.Array, where: jax.Array | None = None,
