@@ -24,7 +24,9 @@ TINY = ["--config.data.corpus=gensim_lee", "--config.data.vocab_size=1000",
         "--config.optim.schedule=constant", "--config.optim.warmup_steps=0",
         "--config.train.log_every=1", "--config.train.steps=20", "--config.train.eval_every=20",
         "--config.train.checkpoint_every=10"]
-MESHES = {"one_device": ["--config.train.devices=1"], "data8": [],
+# Pure data parallelism (the default mesh) is left to test_parallel.py: the data axis is here in
+# data2_fsdp4 and data2_model4.
+MESHES = {"one_device": ["--config.train.devices=1"],
           "fsdp8": ["--config.train.mesh.data=1", "--config.train.mesh.fsdp=-1"],
           "data2_fsdp4": ["--config.train.mesh.data=2", "--config.train.mesh.fsdp=4"],
           "data2_model4": ["--config.train.mesh.data=2", "--config.train.mesh.model=4"]}

@@ -233,8 +233,8 @@ def test_max_pool_2x2_rejects_wrong_rank():
         max_pool_2x2(jnp.zeros((2, 4, 4)))
 
 
-@pytest.mark.parametrize("batchnorm, x_shape", [(False, (4, 8, 8)), (True, (4, 7, 7)),
-                                                (False, (2, 28, 28, 1)), (True, (3, 32, 32, 3))])
+# Rank 3 and 4, odd and even sizes, one and three channels, with and without BatchNorm.
+@pytest.mark.parametrize("batchnorm, x_shape", [(True, (4, 7, 7)), (False, (3, 32, 32, 3))])
 def test_simple_cnn_equals_stock_flax_cnn(bench_cnn, batchnorm, x_shape):
     """Same params -> same logits and gradients in eval and train mode (same dropout key)."""
     model = SimpleCNN(num_outputs=10, use_batchnorm=batchnorm, hidden=32)
