@@ -18,14 +18,17 @@ import hashlib
 import io
 import json
 import pathlib
+from typing import TYPE_CHECKING
 
-import datasets
 import ml_collections
 import numpy as np
 
 import dlx.data as data_lib
 from dlx.errors import DlxError
 from dlx.train.outputs import write_atomic
+
+if TYPE_CHECKING:  # Imported where used: every run lists SOURCES, few load one.
+    import datasets
 
 SPLITS = ("train", "test")
 
@@ -52,12 +55,14 @@ def _first_line(error: Exception) -> str:
 
 
 def _saved_to_disk(path: pathlib.Path) -> bool:
+    import datasets
     return ((path / datasets.config.DATASETDICT_JSON_FILENAME).is_file()
             or (path / datasets.config.DATASET_STATE_JSON_FILENAME).is_file())
 
 
 def _open(name: str, path: str, hf_cache: pathlib.Path):
     """The dataset at `path` (`load_from_disk` if `save_to_disk` wrote it), else the hub's."""
+    import datasets
     source = SOURCES[name]
     try:
         if path and _saved_to_disk(pathlib.Path(path)):
@@ -74,6 +79,7 @@ def _open(name: str, path: str, hf_cache: pathlib.Path):
 
 def _checked(name: str, where: str, dataset) -> dict[str, datasets.Dataset]:
     """The train and test splits, each with an Image column and a ClassLabel column."""
+    import datasets
     source = SOURCES[name]
     splits = dict(dataset) if isinstance(dataset, datasets.DatasetDict) else {}
     missing = [split for split in SPLITS if split not in splits]
@@ -94,6 +100,7 @@ def _checked(name: str, where: str, dataset) -> dict[str, datasets.Dataset]:
 
 def _decode(name: str, where: str, split: datasets.Dataset) -> dict[str, np.ndarray]:
     """`x` uint8 (N, H, W) or (N, H, W, 3) and `y` int32 (N,) of one split."""
+    import datasets
     source = SOURCES[name]
     table = (split.select_columns([source.image, source.label])
              .cast_column(source.image, datasets.Image(mode=source.mode))

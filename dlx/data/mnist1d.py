@@ -7,12 +7,15 @@ import json
 import pathlib
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
-import datasets
 import ml_collections
 import numpy as np
 
 import dlx.data as data_lib
+
+if TYPE_CHECKING:  # Imported where used: dlx.data imports every source to list them.
+    import datasets
 
 NUM_CLASSES = 10
 
@@ -27,6 +30,7 @@ def _paper_args(seed: int, num_samples: int):
 
 def generate(seed: int = 42, num_samples: int = 5000) -> datasets.DatasetDict:
     """Runs `mnist1d.make_dataset` (never its download path): 4000 train / 1000 test by default."""
+    import datasets
     from mnist1d.data import make_dataset
     state = np.random.get_state()  # make_dataset reseeds numpy's global RNG; leave it as we found it.
     try:
@@ -46,6 +50,7 @@ def generate(seed: int = 42, num_samples: int = 5000) -> datasets.DatasetDict:
 
 def cached(root: pathlib.Path, seed: int, num_samples: int) -> datasets.DatasetDict:
     """Generates once per (seed, num_samples) under `root`, written to a temp dir then renamed."""
+    import datasets
     key = hashlib.sha1(json.dumps([seed, num_samples]).encode()).hexdigest()[:10]
     path = root / f"mnist1d-{key}"
     if not path.exists():
