@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 
+from dlx import compilation_cache
 from dlx.errors import DlxError
 
 
@@ -167,6 +168,7 @@ def run(argv: list[str], step_hook=None) -> int:
 
 def main(argv: list[str] | None = None, step_hook=None) -> None:
     _quiet_libraries()
+    compilation_cache.enable()
     try:
         code = run(sys.argv[1:] if argv is None else argv, step_hook)
     except DlxError as e:
