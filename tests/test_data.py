@@ -111,3 +111,15 @@ def test_xor_is_the_four_points():
     xor = data_lib.load(ConfigDict({"name": "xor", "train_size": 0, "validation_size": 0}))
     np.testing.assert_array_equal(xor.train["y"], (xor.train["x"][:, 0] != xor.train["x"][:, 1]))
     assert xor.train["x"].shape == (4, 2) and xor.num_classes == 2
+
+
+def test_an_unreadable_mnist1d_cache_file_is_generated_again(tmp_path):
+    first = mnist1d.cached(tmp_path, seed=0, num_samples=200)
+    (path,) = tmp_path.glob("mnist1d-*.npz")
+    path.write_bytes(b"cut short by a full disk")
+    again = mnist1d.cached(tmp_path, seed=0, num_samples=200)
+    for split in mnist1d.SPLITS:
+        for field in ("x", "y"):
+            np.testing.assert_array_equal(again[split][field], first[split][field])
+    with np.load(path) as stored:
+        np.testing.assert_array_equal(stored["x_test"], first["test"]["x"])

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import pathlib
+import zipfile
 
 import ml_collections
 import numpy as np
@@ -14,6 +15,7 @@ import dlx.data as data_lib
 from dlx.train.outputs import write_atomic
 
 NUM_CLASSES = 10
+SPLITS = ("train", "test")
 
 
 def _paper_args(seed: int, num_samples: int):
@@ -39,18 +41,23 @@ def generate(seed: int = 42, num_samples: int = 5000) -> dict[str, dict[str, np.
 
 def cached(root: pathlib.Path, seed: int, num_samples: int) -> dict[str, dict[str, np.ndarray]]:
     """`generate`'s splits, generated once per (seed, num_samples) into `root` (written
-    atomically, so concurrent first runs leave one whole file)."""
+    atomically, so concurrent first runs leave one whole file); an unreadable cache file is
+    generated again, the data being a pure function of (seed, num_samples)."""
     key = hashlib.sha1(json.dumps([seed, num_samples]).encode()).hexdigest()[:10]
     path = root / f"mnist1d-{key}.npz"
-    if not path.exists():
-        splits = generate(seed, num_samples)
-        buffer = io.BytesIO()
-        np.savez(buffer, **{f"{field}_{split}": array for split, arrays in splits.items()
-                            for field, array in arrays.items()})
-        write_atomic(path, buffer.getvalue())
-    with np.load(path) as stored:
-        return {split: {field: stored[f"{field}_{split}"] for field in ("x", "y")}
-                for split in ("train", "test")}
+    if path.exists():
+        try:
+            with np.load(path) as stored:
+                return {split: {field: stored[f"{field}_{split}"] for field in ("x", "y")}
+                        for split in SPLITS}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass
+    splits = generate(seed, num_samples)
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"{field}_{split}": array for split, arrays in splits.items()
+                        for field, array in arrays.items()})
+    write_atomic(path, buffer.getvalue())
+    return splits
 
 
 def load(data_config: ml_collections.ConfigDict) -> data_lib.Splits:
