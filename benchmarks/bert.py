@@ -11,12 +11,14 @@ the masked positions, so it projects every position onto the vocabulary: that di
 of what is compared; `--dlx-full-head` adds a dlx step that does the same, to separate the two.
 Peers: HF eager with `torch.optim.AdamW` and torch's default intra-op threads, and the same under
 `torch.compile` (its compile time is reported; a failure or a compile past `--compile-timeout`
-seconds is reported in the JSON line instead of a ratio). KerasHub's JAX `BertMaskedLM`, the
+seconds is reported in the JSON line instead of a ratio). `--bf16` adds both sides in bfloat16 mixed precision
+(dlx `dtype=bfloat16`, HF's forward under `torch.autocast`; float32 weights and AdamW on both). KerasHub's JAX `BertMaskedLM`, the
 issue's other peer, needs tensorflow-text: `benchmarks/bert_keras.py` runs it in its own
 environment. One JSON line per comparison (`benchmarks/harness.py`).
 
     python benchmarks/bert.py                       # H256 L4 A4 I1024 V30522, B32 T128
     python benchmarks/bert.py --rounds 8 --dlx-full-head
+    python benchmarks/bert.py --bf16 --no-compile   # also both in bfloat16 mixed precision
     python benchmarks/bert.py --no-compile --quick  # tiny shapes, one round
 """
 
@@ -135,9 +137,11 @@ def dlx_step(module: BertForMaskedLM, params: dict, batch: dict[str, np.ndarray]
 
 
 def hf_step(model: transformers.BertForMaskedLM, batch: dict[str, np.ndarray],
-            compile_model: bool = False) -> Callable[[], float]:
+            compile_model: bool = False, bf16: bool = False) -> Callable[[], float]:
     """A zero-argument HF train step (`model.train()`, `labels`, torch AdamW) returning its loss;
-    `compile_model` runs the model under `torch.compile` (the optimiser stays eager)."""
+    `compile_model` runs the model under `torch.compile` (the optimiser stays eager); `bf16` runs
+    the forward under `torch.autocast` to bfloat16 (float32 weights and optimiser)."""
+    import contextlib
     import torch
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
@@ -145,9 +149,14 @@ def hf_step(model: transformers.BertForMaskedLM, batch: dict[str, np.ndarray],
     ids_BT = torch.from_numpy(np.array(batch["input_ids_BT"], np.int64))
     labels_BT = torch.from_numpy(np.array(batch["hf_labels_BT"]))
 
+    def precision():
+        return (torch.autocast("cpu", dtype=torch.bfloat16) if bf16
+                else contextlib.nullcontext())
+
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
-        loss = forward(input_ids=ids_BT, labels=labels_BT).loss
+        with precision():
+            loss = forward(input_ids=ids_BT, labels=labels_BT).loss
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -199,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile peer")
     parser.add_argument("--dlx-full-head", action="store_true",
                         help="also time a dlx step with the MLM head at every position, as HF")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time both in bfloat16 mixed precision (dlx dtype=bfloat16, HF "
+                             "under torch.autocast): float32 weights, bfloat16 matmuls")
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes, one round: checks that everything runs")
     args = parser.parse_args(argv)
@@ -216,6 +228,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.dlx_full_head:
         _, full_params = dlx_from_hf(model)  # Its own copy: the steps donate their state.
         steps["dlx_full_head"] = dlx_step(module, full_params, batch, full_head=True)
+    if args.bf16:
+        _, bf16_params = dlx_from_hf(model)
+        steps["dlx_bf16"] = dlx_step(module.clone(dtype=jnp.bfloat16), bf16_params, batch)
+        steps["hf_eager_bf16"] = hf_step(copy.deepcopy(model), batch, bf16=True)
     compiled = None if args.no_compile else copy.deepcopy(model)
     steps["hf_eager"] = hf_step(model, batch)
     compile_record: dict = {}
@@ -247,6 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.dlx_full_head:
         emit(comparison("bert_mlm_full_head-vs-hf-eager", tokens / seconds["dlx_full_head"],
                         tokens / seconds["hf_eager"], "tokens/s", **shapes, **conditions))
+    if args.bf16:
+        emit(comparison("bert_mlm_bf16-vs-hf-eager-bf16", tokens / seconds["dlx_bf16"],
+                        tokens / seconds["hf_eager_bf16"], "tokens/s", **shapes, **conditions))
 
 
 if __name__ == "__main__":
