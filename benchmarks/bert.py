@@ -11,10 +11,11 @@ the masked positions, so it projects every position onto the vocabulary: that di
 of what is compared; `--dlx-full-head` adds a dlx step that does the same, to separate the two.
 Peers: HF eager with `torch.optim.AdamW` and torch's default intra-op threads, and the same under
 `torch.compile` (its compile time is reported; a failure or a compile past `--compile-timeout`
-seconds is reported in the JSON line instead of a ratio). `--bf16` adds both sides in bfloat16 mixed precision
-(dlx `dtype=bfloat16`, HF's forward under `torch.autocast`; float32 weights and AdamW on both). KerasHub's JAX `BertMaskedLM`, the
-issue's other peer, needs tensorflow-text: `benchmarks/bert_keras.py` runs it in its own
-environment. One JSON line per comparison (`benchmarks/harness.py`).
+seconds is reported in the JSON line instead of a ratio). `--bf16` adds both sides in bfloat16
+mixed precision (dlx `dtype=bfloat16`, HF's forward under `torch.autocast`; float32 weights and
+AdamW on both). KerasHub's JAX `BertMaskedLM`, the issue's other peer, needs tensorflow-text:
+`benchmarks/bert_keras.py` runs it in its own environment. One JSON line per comparison
+(`benchmarks/harness.py`).
 
     python benchmarks/bert.py                       # H256 L4 A4 I1024 V30522, B32 T128
     python benchmarks/bert.py --rounds 8 --dlx-full-head

@@ -1,4 +1,4 @@
-"""The CLI's persistent compilation cache: where it goes, when it is off, and that a run fills it."""
+"""The CLI's persistent compilation cache: where it goes, when it is off, that a run fills it."""
 
 import os
 import pathlib

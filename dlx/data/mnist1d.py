@@ -30,7 +30,7 @@ def generate(seed: int = 42, num_samples: int = 5000) -> dict[str, dict[str, np.
     """Runs `mnist1d.make_dataset` (never its download path): {"train", "test"} -> {"x" float32
     (N, 40), "y" int64 (N,)}, 4000 train / 1000 test by default."""
     from mnist1d.data import make_dataset
-    state = np.random.get_state()  # make_dataset reseeds numpy's global RNG; leave it as we found it.
+    state = np.random.get_state()  # make_dataset reseeds numpy's global RNG: restore it after.
     try:
         raw = make_dataset(_paper_args(seed, num_samples))
     finally:
