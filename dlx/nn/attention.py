@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlx.errors import DlxError
-from dlx.nn import dropout
+from dlx.nn import dropout, mixed_dot
 
 Initializer = Callable[..., jax.Array]
 
@@ -245,7 +245,8 @@ class MultiHeadAttention(nn.Module):
                            f"{model_dim}; expected a divisor or an explicit head_dim")
         head_dim = self.head_dim or model_dim // self.num_heads
         dense = functools.partial(nn.Dense, self.num_heads * head_dim, use_bias=self.use_bias,
-                                  kernel_init=self.kernel_init, bias_init=self.bias_init)
+                                  kernel_init=self.kernel_init, bias_init=self.bias_init,
+                                  dot_general=mixed_dot.dot_general)
 
         def heads(x_BLF: jax.Array) -> jax.Array:
             return x_BLF.reshape(x_BLF.shape[:2] + (self.num_heads, head_dim))
@@ -262,4 +263,4 @@ class MultiHeadAttention(nn.Module):
         out_BTF = out_BTHD.reshape(out_BTHD.shape[:2] + (-1,))
         return nn.Dense(self.out_features or model_dim, use_bias=self.use_bias,
                         kernel_init=self.kernel_init, bias_init=self.bias_init,
-                        name="out")(out_BTF)
+                        dot_general=mixed_dot.dot_general, name="out")(out_BTF)

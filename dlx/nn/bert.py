@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlx.errors import DlxError
-from dlx.nn import activations
+from dlx.nn import activations, mixed_dot
 from dlx.nn.attention import padding_mask
 from dlx.nn.dropout import Dropout
 from dlx.nn.tied_decoder import tied_logits
@@ -155,7 +155,8 @@ class BertModel(nn.Module):
             kernel_init=_init, num_layers=c.num_hidden_layers, positions="none",
             use_fused=self.use_fused, remat=self.remat)
         if self.add_pooling_layer:
-            self.pooler = nn.Dense(c.hidden_size, dtype=self.dtype, kernel_init=_init)
+            self.pooler = nn.Dense(c.hidden_size, dtype=self.dtype, kernel_init=_init,
+                                   dot_general=mixed_dot.dot_general)
 
     def __call__(self, input_ids_BT: jax.Array, attention_mask_BT: jax.Array | None = None,
                  token_type_ids_BT: jax.Array | None = None, *, train: bool = False) -> BertOutput:
@@ -201,7 +202,7 @@ class BertForMaskedLM(nn.Module):
             # Gathering first runs the head (and the V-wide decoder) on P << T positions.
             h_BXH = jnp.take_along_axis(h_BXH, masked_positions_BP[..., None], axis=1)
         h_BXH = nn.Dense(c.hidden_size, dtype=self.dtype, kernel_init=_init,
-                         name="transform")(h_BXH)
+                         dot_general=mixed_dot.dot_general, name="transform")(h_BXH)
         h_BXH = activations.gelu(h_BXH, approximate=HIDDEN_ACTS[c.hidden_act])
         h_BXH = nn.LayerNorm(epsilon=c.layer_norm_eps, name="transform_norm")(
             h_BXH.astype(jnp.float32))
@@ -226,7 +227,7 @@ class BertForSequenceClassification(nn.Module):
             input_ids_BT, attention_mask_BT, token_type_ids_BT, train=train).pooler_output
         pooled_BH = Dropout(self.config.hidden_dropout_prob, deterministic=not train)(pooled_BH)
         logits_BL = nn.Dense(self.num_labels, dtype=self.dtype, kernel_init=_init,
-                             name="classifier")(pooled_BH)
+                             dot_general=mixed_dot.dot_general, name="classifier")(pooled_BH)
         return LogitsOutput(logits_BL.astype(jnp.float32))
 
 

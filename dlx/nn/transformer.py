@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlx.errors import DlxError
-from dlx.nn import activations
+from dlx.nn import activations, mixed_dot
 from dlx.nn.attention import MultiHeadAttention, causal_mask, combine_masks
 from dlx.nn.dropout import Dropout
 from dlx.train import sharding
@@ -64,9 +64,11 @@ class TransformerMLP(nn.Module):
 
     @nn.compact
     def __call__(self, x_BTM: jax.Array, *, train: bool = False) -> jax.Array:
-        h_BTF = nn.Dense(self.hidden, kernel_init=self.kernel_init, name="intermediate")(x_BTM)
+        h_BTF = nn.Dense(self.hidden, kernel_init=self.kernel_init,
+                         dot_general=mixed_dot.dot_general, name="intermediate")(x_BTM)
         h_BTF = activations.gelu(h_BTF, approximate=self.approximate_gelu)
-        y_BTM = nn.Dense(x_BTM.shape[-1], kernel_init=self.kernel_init, name="output")(h_BTF)
+        y_BTM = nn.Dense(x_BTM.shape[-1], kernel_init=self.kernel_init,
+                         dot_general=mixed_dot.dot_general, name="output")(h_BTF)
         return Dropout(self.dropout, deterministic=not train)(y_BTM)
 
 
