@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import pathlib
 from typing import TYPE_CHECKING
@@ -25,7 +24,7 @@ import numpy as np
 
 import dlx.data as data_lib
 from dlx.errors import DlxError
-from dlx.train.outputs import write_atomic
+from dlx.train.outputs import write_npz
 
 if TYPE_CHECKING:  # Imported where used: every run lists SOURCES, few load one.
     import datasets
@@ -129,9 +128,7 @@ def cached_pixels(name: str, data_config: ml_collections.ConfigDict) -> dict[str
     for split, dataset in splits.items():
         decoded = _decode(name, where, dataset)
         arrays.update({f"x_{split}": decoded["x"], f"y_{split}": decoded["y"]})
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    write_atomic(npz, buffer.getvalue())
+    write_npz(npz, arrays)
     return arrays
 
 

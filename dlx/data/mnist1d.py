@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import pathlib
 import zipfile
@@ -12,7 +11,7 @@ import ml_collections
 import numpy as np
 
 import dlx.data as data_lib
-from dlx.train.outputs import write_atomic
+from dlx.train.outputs import write_npz
 
 NUM_CLASSES = 10
 SPLITS = ("train", "test")
@@ -53,10 +52,8 @@ def cached(root: pathlib.Path, seed: int, num_samples: int) -> dict[str, dict[st
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass
     splits = generate(seed, num_samples)
-    buffer = io.BytesIO()
-    np.savez(buffer, **{f"{field}_{split}": array for split, arrays in splits.items()
-                        for field, array in arrays.items()})
-    write_atomic(path, buffer.getvalue())
+    write_npz(path, {f"{field}_{split}": array for split, arrays in splits.items()
+                     for field, array in arrays.items()})
     return splits
 
 

@@ -32,7 +32,6 @@ Where dlx differs from gensim besides:
 from __future__ import annotations
 
 import functools
-import io
 import math
 import os
 import pathlib
@@ -47,7 +46,7 @@ from dlx.embeddings import vocab as vocab_lib
 from dlx.embeddings import word2vec
 from dlx.embeddings.vectors import KeyedVectors, OOVError
 from dlx.errors import DlxError
-from dlx.train.outputs import write_atomic
+from dlx.train.outputs import write_npz
 
 FNV_OFFSET = 2166136261  # fastText's 32-bit FNV-1a
 FNV_PRIME = 16777619
@@ -332,14 +331,13 @@ class FastTextVectors(KeyedVectors):
         """Writes the whole model (words, word and n-gram rows, min_n, max_n, bucket, syn1 if
         any) to `directory`/fasttext.npz, atomically; `load` reads it back."""
         encoded = [word.encode() for word in self.words]
-        buffer = io.BytesIO()
         output = {} if self.syn1_VD is None else {"syn1": self.syn1_VD}
-        np.savez(buffer, **output, words=np.frombuffer(b"".join(encoded), dtype=np.uint8),
-                 word_bytes=np.fromiter(map(len, encoded), np.int64, count=len(encoded)),
-                 vectors_vocab=self.vectors_vocab_VD, buckets=self.buckets_U,
-                 vectors_ngrams=self.vectors_ngrams_UD,
-                 ngrams=np.array([self.min_n, self.max_n, self.bucket], dtype=np.int64))
-        write_atomic(pathlib.Path(directory) / MODEL_FILE, buffer.getvalue())
+        write_npz(pathlib.Path(directory) / MODEL_FILE, dict(
+            **output, words=np.frombuffer(b"".join(encoded), dtype=np.uint8),
+            word_bytes=np.fromiter(map(len, encoded), np.int64, count=len(encoded)),
+            vectors_vocab=self.vectors_vocab_VD, buckets=self.buckets_U,
+            vectors_ngrams=self.vectors_ngrams_UD,
+            ngrams=np.array([self.min_n, self.max_n, self.bucket], dtype=np.int64)))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> FastTextVectors:

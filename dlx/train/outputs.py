@@ -30,6 +30,14 @@ def write_atomic(path: pathlib.Path, data: bytes | str) -> None:
             os.remove(tmp)
 
 
+def write_npz(path: pathlib.Path, arrays: dict[str, Any]) -> None:
+    """`np.savez` of `arrays` (name -> array) to `path`, through `write_atomic`."""
+    import numpy as np
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_atomic(path, buffer.getvalue())
+
+
 def write_json(path: pathlib.Path, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
