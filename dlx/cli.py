@@ -122,6 +122,7 @@ def run(argv: list[str], step_hook=None) -> int:
             raise DlxError(f"dlx tokenizer {args.action} got unknown arguments: {' '.join(rest)}")
         print(json.dumps(_train_tokenizer(args)))
         return 0
+    compilation_cache.enable()  # Here, not at start-up: the commands above never import JAX.
     from dlx import config as config_lib
     if args.command == "explain":
         from dlx import explain
@@ -168,7 +169,6 @@ def run(argv: list[str], step_hook=None) -> int:
 
 def main(argv: list[str] | None = None, step_hook=None) -> None:
     _quiet_libraries()
-    compilation_cache.enable()
     try:
         code = run(sys.argv[1:] if argv is None else argv, step_hook)
     except DlxError as e:

@@ -28,8 +28,8 @@ def directory(environ: Mapping[str, str]) -> pathlib.Path | None:
         return None
     if setting and setting != "1":
         return pathlib.Path(setting).expanduser()
-    root = environ.get("DLX_DATA_DIR") or pathlib.Path.home() / ".cache" / "dlx"
-    return pathlib.Path(root).expanduser() / "jax-cache"
+    from dlx import data
+    return data.cache_root(environ) / "jax-cache"
 
 
 def enable(environ: Mapping[str, str] = os.environ) -> pathlib.Path | None:

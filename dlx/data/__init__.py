@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import os
 import pathlib
-from typing import Callable
+from typing import Callable, Mapping
 
 import ml_collections
 import numpy as np
@@ -35,10 +35,17 @@ class Splits:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 
 
-def cache_dir(data_config: ml_collections.ConfigDict) -> pathlib.Path:
-    """`data.cache_dir`, else `$DLX_DATA_DIR`, else `~/.cache/dlx`."""
-    configured = data_config.cache_dir or os.environ.get("DLX_DATA_DIR", "")
+def cache_root(environ: Mapping[str, str] = os.environ) -> pathlib.Path:
+    """`$DLX_DATA_DIR`, else `~/.cache/dlx`: where dlx caches data and compiled programs."""
+    configured = environ.get("DLX_DATA_DIR", "")
     return pathlib.Path(configured or pathlib.Path.home() / ".cache" / "dlx").expanduser()
+
+
+def cache_dir(data_config: ml_collections.ConfigDict) -> pathlib.Path:
+    """`data.cache_dir`, else `cache_root()`."""
+    if data_config.cache_dir:
+        return pathlib.Path(data_config.cache_dir).expanduser()
+    return cache_root()
 
 
 def _sources() -> dict[str, Callable[[ml_collections.ConfigDict], Splits]]:
