@@ -1,4 +1,4 @@
-"""bert_classify on windows of whole posts: 81-88 % of held-out posts mean-pooled (truncated 75-79 %).
+"""bert_classify on mean-pooled windows of whole posts: 81-88 % held out (truncated: 75-79 %).
 
 `bert_classify` truncates each post to its first `data.seq_len - 2` tokens; here
 `data.long_text="windows"` cuts every post (train and held-out) into `[CLS] piece [SEP]` windows

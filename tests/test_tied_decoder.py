@@ -44,7 +44,8 @@ def test_bfloat16_product_gives_float32_logits_and_float32_gradients():
     h_BPH, table_VH, bias_V, g_BPV = _inputs(seed=1)
     logits = tied_logits(h_BPH, table_VH, bias_V, jnp.bfloat16)
     assert logits.dtype == jnp.float32
-    chex.assert_trees_all_close(logits, h_BPH @ table_VH.T + bias_V[None, None], rtol=0.05, atol=0.1)
+    chex.assert_trees_all_close(logits, h_BPH @ table_VH.T + bias_V[None, None], rtol=0.05,
+                                atol=0.1)
     grads = jax.grad(lambda h, t, b: (g_BPV * tied_logits(h, t, b, jnp.bfloat16)).sum(),
                      argnums=(0, 1, 2))(h_BPH, table_VH, bias_V)
     assert [g.dtype for g in grads] == [jnp.float32] * 3

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 def tied_logits(h_XH: jax.Array, table_VH: jax.Array, bias_V: jax.Array | None = None,
                 dtype: jnp.dtype = jnp.float32) -> jax.Array:
-    """float32 logits `(..., V)` = `h_XH · table_VHᵀ (+ bias_V)`, the product computed in `dtype`."""
+    """float32 logits `(..., V)` = `h_XH · table_VHᵀ (+ bias_V)`, the product in `dtype`."""
     return _tied_logits(jnp.dtype(dtype), h_XH, table_VH, bias_V)
 
 
