@@ -112,6 +112,40 @@ def test_scanned_steps_equal_steps_one_by_one_and_empty_batches_change_nothing()
     np.testing.assert_allclose(new1, one1, atol=1e-6)
 
 
+def per_centre(batch):
+    """The `Batch` of a `StreamBatch`: each centre with its valid slots' words as inputs."""
+    window = batch.valid_NC.shape[1] // 2
+    count = batch.valid_NC.shape[0]
+    positions_NC = np.arange(count)[:, None] + window + vocab.context_offsets(window)
+    inputs_NC = np.where(batch.valid_NC, batch.stream_P[positions_NC], -1).astype(np.int32)
+    targets_N = np.where(batch.valid_NC.any(axis=1), batch.stream_P[window:window + count], -1)
+    return word2vec.Batch(inputs_NC, targets_N[:, None].astype(np.int32), batch.noise_GK,
+                          batch.lr)
+
+
+# CBOW as a stretch of the stream, window 2: 8 centres (stream positions 2-9), repeated words
+# (3), a centre with no context (position 7) and a stream start before the corpus (-1).
+STREAM_BATCH = word2vec.StreamBatch(
+    np.array([-1, 2, 3, 5, 3, 7, 1, 9, 0, 3, 11, 4], np.int32),
+    np.array([[0, 0, 1, 1], [0, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 1], [1, 0, 0, 0],
+              [0, 0, 0, 0], [1, 1, 1, 0], [1, 1, 0, 0]], bool),
+    np.array([[5, 3, 8], [3, 10, 1]], np.int32), np.float32(0.1))
+
+
+def test_stream_step_equals_word2vec_c_cbow_update():
+    syn0, syn1 = tiny_tables(seed=4)
+    batch = per_centre(STREAM_BATCH)
+    assert (batch.inputs_NC >= 0).sum() == 17 and (batch.targets_NT[:, 0] == -1).sum() == 1
+    expected0, expected1 = word2vec_c_update(syn0, syn1, batch, NEGATIVE)
+    new0, new1 = jax.jit(word2vec.cbow_update, static_argnames="negative")(
+        jnp.asarray(syn0), jnp.asarray(syn1), STREAM_BATCH, negative=NEGATIVE)
+    np.testing.assert_allclose(new0, expected0, atol=1e-6)
+    np.testing.assert_allclose(new1, expected1, atol=1e-6)
+    per0, per1 = update(jnp.asarray(syn0), jnp.asarray(syn1), batch, negative=NEGATIVE)
+    np.testing.assert_allclose(new0, per0, atol=1e-6)
+    np.testing.assert_allclose(new1, per1, atol=1e-6)
+
+
 def test_learning_rate_decays_linearly_to_min_alpha():
     rates = word2vec.learning_rate(np.array([0, 250, 500, 1000, 1200]), 1000, 0.025, 1e-4)
     np.testing.assert_allclose(rates, [0.025, 0.025 - 0.0249 / 4, 0.01255, 1e-4, 1e-4])
@@ -146,9 +180,28 @@ def test_batches_cover_every_centre_in_order_with_a_decaying_rate(sg):
     assert all(b.inputs_NC.shape[1] == (1 if sg else 4) for b, _ in steps)
 
 
+def test_stream_batches_hold_the_per_centre_cbow_batches():
+    # Every token has a sentence neighbour, so both forms have the same centres; over 2 epochs
+    # of 13 tokens in batches of 4 the stream is carried from one chunk's batches to the next.
+    sentences = [["a", "b", "c", "d"], ["b", "c", "a", "e", "d", "a", "b"], ["e", "a"]]
+    built, ids_T, sentence_T = corpus_ids(sentences)
+    corpus = (ids_T, sentence_T, np.ones(len(built)), vocab.negative_distribution(built.counts))
+    settings = dict(window=2, epochs=2, batch_words=4, block=2, shared_negatives=3, alpha=0.05,
+                    min_alpha=0.001)
+    per = list(word2vec.batches(*corpus, np.random.default_rng(0), sg=False, **settings))
+    stream = list(word2vec.stream_batches(*corpus, np.random.default_rng(0), **settings))
+    assert len(stream) == len(per) == 7
+    for (expected, expected_done), (batch, done) in zip(per, stream):
+        assert batch.stream_P.shape == (8,) and done == expected_done
+        for field, expected_field in zip(per_centre(batch), expected):
+            np.testing.assert_array_equal(field, expected_field)
+
+
 def test_batches_need_whole_blocks():
     with pytest.raises(DlxError, match="batch_words=8 must be a multiple of block=3"):
         all_batches([["a", "b"]], sg=True, block=3)
+    with pytest.raises(DlxError, match="batch_words=8 must be a multiple of block=3"):
+        word2vec.train([["a", "b"]] * 5, sg=False, batch_words=8, block=3, progress=False)
 
 
 def topic_corpus(seed=0, sentences=400):

@@ -189,12 +189,17 @@ def dynamic_windows(rng: np.random.Generator, size: int, window: int) -> np.ndar
     return rng.integers(1, window + 1, size=size, dtype=np.int32)
 
 
+def context_offsets(window: int) -> np.ndarray:
+    """int64 (2 * window,): a context slot's offset from its centre, -window .. -1, 1 .. window."""
+    return np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
+
+
 def context_rows(sentence_T: np.ndarray, windows_T: np.ndarray,
                  window: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows_TC int64, valid_TC bool), C = 2 * window: for centre row t, the rows t-window ..
     t-1, t+1 .. t+window, and whether each lies within windows_T[t] and in the same sentence."""
     size = sentence_T.shape[0]
-    offsets_C = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
+    offsets_C = context_offsets(window)
     rows_TC = np.arange(size)[:, None] + offsets_C[None, :]
     inside_TC = (rows_TC >= 0) & (rows_TC < size)
     rows_TC = np.clip(rows_TC, 0, max(size - 1, 0))

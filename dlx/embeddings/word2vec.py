@@ -21,6 +21,10 @@ What differs from word2vec.c, for speed:
   gradient is word2vec.c's: `negative` noise words per pair, skipping one equal to the target.
   K must not be much smaller than block: each drawn noise row then takes block/K times more
   pairs' worth of update at once, and K=5 over 32 centres diverged on real text.
+- CBOW reads each step's centres as one stretch of the subsampled token stream
+  (`StreamBatch`): the step gathers the stretch's rows once, forms each h from shifted slices
+  of them and adds each row's summed gradient once, where a per-centre form gathers and
+  scatters 2 * window context slots for every centre (~1.4x slower on CPU).
 - σ is exact, where word2vec.c reads a table and clips scores at ±6.
 
 The host (NumPy, a background thread) subsamples, draws windows and noise words and forms the
@@ -52,6 +56,19 @@ class Batch(NamedTuple):
     scalar). -1 marks an empty slot; a padding example has no targets."""
     inputs_NC: np.ndarray
     targets_NT: np.ndarray
+    noise_GK: np.ndarray
+    lr: np.ndarray
+
+
+class StreamBatch(NamedTuple):
+    """One CBOW step as a stretch of the subsampled token stream: stream_P (int32, P = N + 2 *
+    window: the tokens from `window` before the step's first centre to `window` after its
+    last; -1 outside the corpus), valid_NC (bool, C = 2 * window: whether slot c of centre n,
+    stream position n + window + vocab.context_offsets(window)[c], is one of its contexts),
+    noise_GK and lr as in `Batch`. Centre n is stream_P[window + n]; one without a valid slot
+    is skipped."""
+    stream_P: np.ndarray
+    valid_NC: np.ndarray
     noise_GK: np.ndarray
     lr: np.ndarray
 
@@ -171,6 +188,48 @@ sgns_step = jax.jit(sgns_update, donate_argnums=(0, 1), static_argnames=("negati
 sgns_steps = jax.jit(sgns_scan, donate_argnums=(0, 1), static_argnames=("negative",))
 
 
+def cbow_update(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: StreamBatch,
+                negative: int) -> tuple[jax.Array, jax.Array]:
+    """(syn0_VD, syn1_VD) after one CBOW step on a `StreamBatch`: the same update as
+    `sgns_update` on the batch's centres with their valid slots as inputs."""
+    stream_P, valid_NC, noise_GK, lr = batch
+    size, (count, slots) = syn0_VD.shape[0], valid_NC.shape
+    window, offsets = slots // 2, vocab_lib.context_offsets(slots // 2).tolist()
+    if stream_P.shape != (count + 2 * window,):
+        raise DlxError(f"StreamBatch.stream_P must have N + 2 * window = {count + 2 * window} "
+                       f"tokens for valid_NC of shape {valid_NC.shape}; got {stream_P.shape}")
+    rows_PD = syn0_VD[jnp.maximum(stream_P, 0)]
+    weight_NC = valid_NC.astype(syn0_VD.dtype)
+    # Slot c of centre n is stream row n + window + offsets[c]: a static slice per slot.
+    h_ND = sum(weight_NC[:, c, None] * rows_PD[window + offset:window + offset + count]
+               for c, offset in enumerate(offsets))
+    h_ND = h_ND / jnp.maximum(weight_NC.sum(axis=1), 1)[:, None]
+    targets_N1 = jnp.where(valid_NC.any(axis=1), stream_P[window:window + count], -1)[:, None]
+    dh_ND, syn0_VD, syn1_VD = output_update(h_ND, syn0_VD, syn1_VD, targets_N1, noise_GK, lr,
+                                            negative)
+    # Stream row p takes dh of every centre p - window - offsets[c] whose slot c is valid.
+    # Slicing padded copies keeps this one vectorised loop (padding each term is ~15x slower).
+    pad = ((2 * window, 2 * window), (0, 0))
+    dh_pad, weight_pad = jnp.pad(dh_ND, pad), jnp.pad(weight_NC, pad)
+    span = stream_P.shape[0]
+    d_rows_PD = sum(weight_pad[window - offset:window - offset + span, c, None]
+                    * dh_pad[window - offset:window - offset + span]
+                    for c, offset in enumerate(offsets))
+    return (syn0_VD.at[jnp.where(stream_P >= 0, stream_P, size)].add(d_rows_PD, mode="drop"),
+            syn1_VD)
+
+
+def cbow_scan(syn0_VD: jax.Array, syn1_VD: jax.Array, batches_S: StreamBatch,
+              negative: int) -> tuple[jax.Array, jax.Array]:
+    """(syn0_VD, syn1_VD) after `cbow_update` on each of S batches stacked on a leading axis."""
+    def body(tables, batch):
+        return cbow_update(*tables, StreamBatch(*batch), negative), None
+    return jax.lax.scan(body, (syn0_VD, syn1_VD), tuple(batches_S))[0]
+
+
+cbow_steps = jax.jit(cbow_scan, donate_argnums=(0, 1), static_argnames=("negative",))
+
+
 def _chunks(sentence_T: np.ndarray, chunk_tokens: int) -> Iterator[tuple[int, int]]:
     """(start, stop) token ranges of about chunk_tokens each, cut only between sentences."""
     starts = np.flatnonzero(np.diff(sentence_T, prepend=-1))
@@ -199,6 +258,13 @@ def examples(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
         yield ((centre_N1, context_NC) if sg else (context_NC, centre_N1)) + (rows_T[centres_N],)
 
 
+def draw_noise(rng: np.random.Generator, noise_cdf_V: np.ndarray,
+               shape: tuple[int, ...]) -> np.ndarray:
+    """int32 array of `shape`: words drawn from the cumulative noise distribution noise_cdf_V."""
+    return np.minimum(np.searchsorted(noise_cdf_V, rng.random(shape), side="right"),
+                      noise_cdf_V.shape[0] - 1).astype(np.int32)
+
+
 def batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
             noise_V: np.ndarray, rng: np.random.Generator, *, sg: bool, window: int,
             epochs: int, batch_words: int, block: int, shared_negatives: int, alpha: float,
@@ -222,9 +288,7 @@ def batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
             pad = count * batch_words - pending_size
             inputs_NC = np.pad(inputs_NC, ((0, pad), (0, 0)), constant_values=input_pad)
             targets_NT = np.pad(targets_NT, ((0, pad), (0, 0)), constant_values=-1)
-        uniform_SGK = rng.random((count, batch_words // block, shared_negatives))
-        noise_SGK = np.minimum(np.searchsorted(noise_cdf_V, uniform_SGK, side="right"),
-                               noise_V.shape[0] - 1).astype(np.int32)
+        noise_SGK = draw_noise(rng, noise_cdf_V, (count, batch_words // block, shared_negatives))
         firsts_S = np.arange(count) * batch_words
         lr_S = learning_rate(done_N[firsts_S], total_words, alpha, min_alpha).astype(np.float32)
         ends_S = np.minimum(firsts_S + batch_words, pending_size)
@@ -248,10 +312,60 @@ def batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
         yield from emit(final=True)
 
 
+def stream_batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
+                   noise_V: np.ndarray, rng: np.random.Generator, *, window: int, epochs: int,
+                   batch_words: int, block: int, shared_negatives: int, alpha: float,
+                   min_alpha: float) -> Iterator[tuple[StreamBatch, int]]:
+    """(batch, words_done) for every CBOW step: consecutive stretches of batch_words tokens of
+    the subsampled stream (`StreamBatch`); words_done as in `batches`."""
+    if batch_words % block:
+        raise DlxError(f"batch_words={batch_words} must be a multiple of block={block}")
+    noise_cdf_V = np.cumsum(noise_V)
+    corpus_words = ids_T.shape[0]
+    total_words = epochs * corpus_words
+    before = np.full(window, -1, np.int32)  # the stream's tokens just before the pending ones
+    pending: list[tuple[np.ndarray, ...]] = []
+    pending_size = 0
+
+    def emit(final: bool) -> Iterator[tuple[StreamBatch, int]]:
+        nonlocal before, pending, pending_size
+        ids_L, valid_LC, done_L = (np.concatenate(parts) for parts in zip(*pending))
+        count = -(-pending_size // batch_words) if final else pending_size // batch_words
+        tail = count * batch_words - pending_size  # > 0 only for the final batch's padding
+        stream = np.concatenate([before, ids_L, np.full(max(tail, 0) + window, -1, np.int32)])
+        valid_LC = np.pad(valid_LC, ((0, max(tail, 0)), (0, 0)))
+        noise_SGK = draw_noise(rng, noise_cdf_V, (count, batch_words // block, shared_negatives))
+        firsts_S = np.arange(count) * batch_words
+        lr_S = learning_rate(done_L[firsts_S], total_words, alpha, min_alpha).astype(np.float32)
+        ends_S = np.minimum(firsts_S + batch_words, pending_size)
+        for step, (first, end) in enumerate(zip(firsts_S, ends_S)):
+            yield (StreamBatch(stream[first:first + batch_words + 2 * window],
+                               valid_LC[first:first + batch_words], noise_SGK[step], lr_S[step]),
+                   int(done_L[end - 1]) + 1)
+        taken = min(count * batch_words, pending_size)
+        before = stream[taken:taken + window]
+        pending = [(ids_L[taken:], valid_LC[taken:pending_size], done_L[taken:])]
+        pending_size -= taken
+
+    for epoch in range(epochs):
+        for begin, end in _chunks(sentence_T, CHUNK_TOKENS):
+            kept_t = vocab_lib.subsample(rng, ids_T[begin:end], keep_V)
+            sentence_t = sentence_T[begin:end][kept_t]
+            windows_t = vocab_lib.dynamic_windows(rng, sentence_t.shape[0], window)
+            _, valid_tC = vocab_lib.context_rows(sentence_t, windows_t, window)
+            pending.append((ids_T[begin:end][kept_t].astype(np.int32), valid_tC,
+                            np.flatnonzero(kept_t) + begin + epoch * corpus_words))
+            pending_size += sentence_t.shape[0]
+            if pending_size >= batch_words:
+                yield from emit(final=False)
+    if pending_size:
+        yield from emit(final=True)
+
+
 def stacked(steps: Iterator[tuple[Batch, int]], size: int) -> Iterator[tuple[Batch, int]]:
-    """(batches_S, words_done): `size` consecutive batches (`Batch` or another NamedTuple with
-    `targets_NT` and `lr`) of `steps` stacked on a new leading axis; the last stack is filled
-    with empty batches (zero inputs, no targets, lr 0), which change nothing."""
+    """(batches_S, words_done): `size` consecutive batches (`Batch`, `StreamBatch` or another
+    NamedTuple with `noise_GK` and `lr`) of `steps` stacked on a new leading axis; the last
+    stack is filled with empty batches (zeros, no targets, lr 0), which change nothing."""
     group: list[Batch] = []
     words_done = 0
     for batch, words_done in steps:
@@ -262,7 +376,9 @@ def stacked(steps: Iterator[tuple[Batch, int]], size: int) -> Iterator[tuple[Bat
     if group:
         first = group[0]
         empty = type(first)(*(np.zeros_like(field) for field in first))._replace(
-            targets_NT=np.full_like(first.targets_NT, -1), noise_GK=first.noise_GK)
+            noise_GK=first.noise_GK)
+        if "targets_NT" in empty._fields:
+            empty = empty._replace(targets_NT=np.full_like(first.targets_NT, -1))
         group += [empty] * (size - len(group))
         yield type(first)(*(np.stack(field) for field in zip(*group))), words_done
 
@@ -317,19 +433,24 @@ def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100
     """
     if shared_negatives is None:
         shared_negatives = 32 if sg else 8
-    vocab_lib.check_arguments("word2vec.train", sentences, dim=dim, window=window, negative=negative,
-                    epochs=epochs, batch_words=batch_words, block=block,
-                    shared_negatives=shared_negatives, steps_per_call=steps_per_call)
+    vocab_lib.check_arguments("word2vec.train", sentences, dim=dim, window=window,
+                              negative=negative, epochs=epochs, batch_words=batch_words,
+                              block=block, shared_negatives=shared_negatives,
+                              steps_per_call=steps_per_call)
     vocab = vocab_lib.vocabulary(sentences, min_count, max_vocab)
     alpha = (0.025 if sg else 0.05) if alpha is None else alpha
     rng = np.random.default_rng(seed)
     syn0_VD, syn1_VD = (jnp.asarray(table) for table in init_tables(rng, len(vocab), dim))
     ids_T, sentence_T = vocab.encode_corpus(sentences)
-    steps = batches(ids_T, sentence_T, vocab_lib.keep_probabilities(vocab.counts, sample),
-                    vocab_lib.negative_distribution(vocab.counts, ns_exponent), rng, sg=sg,
-                    window=window, epochs=epochs, batch_words=batch_words, block=block,
+    corpus = (ids_T, sentence_T, vocab_lib.keep_probabilities(vocab.counts, sample),
+              vocab_lib.negative_distribution(vocab.counts, ns_exponent), rng)
+    settings = dict(window=window, epochs=epochs, batch_words=batch_words, block=block,
                     shared_negatives=shared_negatives, alpha=alpha, min_alpha=min_alpha)
-    run = functools.partial(sgns_steps, negative=negative)
+    if sg:
+        steps, run = batches(*corpus, sg=True, **settings), sgns_steps
+    else:
+        steps, run = stream_batches(*corpus, **settings), cbow_steps
+    run = functools.partial(run, negative=negative)
     total, words_shown = epochs * ids_T.shape[0], 0
     with tqdm.tqdm(total=total, unit="word", unit_scale=True, disable=not progress,
                    desc="word2vec " + ("skip-gram" if sg else "CBOW")) as bar:
