@@ -122,6 +122,17 @@ def test_skipgram_pairs_equal_a_brute_force_reference():
         sentence_T, windows_T)
 
 
+def test_context_mask_marks_the_brute_force_pairs():
+    rng = np.random.default_rng(3)
+    sentence_T = np.repeat(np.arange(50), rng.integers(1, 10, size=50))
+    windows_T = vocab.dynamic_windows(rng, sentence_T.shape[0], 3)
+    valid_TC = vocab.context_mask(sentence_T, windows_T, 3)
+    centres_P, slots_P = np.nonzero(valid_TC)
+    contexts_P = centres_P + vocab.context_offsets(3)[slots_P]
+    assert list(zip(centres_P.tolist(), contexts_P.tolist())) == brute_force_pairs(
+        sentence_T, windows_T)
+
+
 def test_centre_contexts_group_the_skipgram_pairs_by_centre():
     rng = np.random.default_rng(2)
     sentence_T = np.repeat(np.arange(30), rng.integers(1, 9, size=30))

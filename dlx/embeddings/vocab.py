@@ -8,9 +8,9 @@ Everything here runs on the host in NumPy and is shared by word2vec, fastText an
 - `check_arguments`, `vocabulary`: the trainers' shared input checks and vocabulary step.
 - `keep_probabilities`: word2vec.c's (and gensim's) subsampling of frequent words.
 - `negative_distribution`: the unigram distribution raised to `power`, for negative sampling.
-- `context_rows` / `centre_contexts` / `skipgram_pairs`: word2vec.c's dynamic window (a window
-  b ~ U{1..window} per centre; contexts within b on each side and within the sentence) over a
-  whole chunk of tokens at once, as row indices into the chunk.
+- `context_mask` / `context_rows` / `centre_contexts` / `skipgram_pairs`: word2vec.c's
+  dynamic window (a window b ~ U{1..window} per centre; contexts within b on each side and
+  within the sentence) over a whole chunk of tokens at once, as row indices into the chunk.
 """
 
 from __future__ import annotations
@@ -194,18 +194,31 @@ def context_offsets(window: int) -> np.ndarray:
     return np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
 
 
+def context_mask(sentence_T: np.ndarray, windows_T: np.ndarray, window: int) -> np.ndarray:
+    """bool (T, 2 * window): whether the row at slot c of centre row t (offset
+    `context_offsets(window)[c]`) lies within windows_T[t] and in t's sentence, a run of equal
+    sentence_T."""
+    size = sentence_T.shape[0]
+    positions_T = np.arange(size)
+    starts_T = np.ones(size, bool)
+    starts_T[1:] = sentence_T[1:] != sentence_T[:-1]
+    ends_T = np.append(starts_T[1:], True)
+    first_T = np.maximum.accumulate(np.where(starts_T, positions_T, 0))
+    last_T = np.minimum.accumulate(np.where(ends_T, positions_T, size)[::-1])[::-1]
+    before_T = np.minimum(windows_T, positions_T - first_T)
+    after_T = np.minimum(windows_T, last_T - positions_T)
+    offsets_C = context_offsets(window)
+    return (offsets_C >= -before_T[:, None]) & (offsets_C <= after_T[:, None])
+
+
 def context_rows(sentence_T: np.ndarray, windows_T: np.ndarray,
                  window: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows_TC int64, valid_TC bool), C = 2 * window: for centre row t, the rows t-window ..
-    t-1, t+1 .. t+window, and whether each lies within windows_T[t] and in the same sentence."""
+    t-1, t+1 .. t+window (clipped to the chunk) and whether each is a context (`context_mask`)."""
     size = sentence_T.shape[0]
-    offsets_C = context_offsets(window)
-    rows_TC = np.arange(size)[:, None] + offsets_C[None, :]
-    inside_TC = (rows_TC >= 0) & (rows_TC < size)
+    rows_TC = np.arange(size)[:, None] + context_offsets(window)[None, :]
     rows_TC = np.clip(rows_TC, 0, max(size - 1, 0))
-    valid_TC = (inside_TC & (np.abs(offsets_C)[None, :] <= windows_T[:, None])
-                & (sentence_T[rows_TC] == sentence_T[:, None]))
-    return rows_TC, valid_TC
+    return rows_TC, context_mask(sentence_T, windows_T, window)
 
 
 def skipgram_pairs(sentence_T: np.ndarray, windows_T: np.ndarray,

@@ -33,7 +33,7 @@ batches in a fixed order from one seeded Generator, so a seed fixes the vectors.
 
 from __future__ import annotations
 
-import functools
+import concurrent.futures
 import queue
 import threading
 from typing import Iterator, NamedTuple, Sequence
@@ -134,7 +134,8 @@ def output_update(h_ND: jax.Array, syn0_VD: jax.Array, syn1_VD: jax.Array,
     through, ordered after the gathers from syn1 (see below)."""
     groups, _ = noise_GK.shape
     valid_NT = targets_NT >= 0
-    target_NTD = syn1_VD[jnp.where(valid_NT, targets_NT, 0)]
+    rows_NT = jnp.where(valid_NT, targets_NT, 0)  # an empty slot reads row 0 and adds 0 to it
+    target_NTD = syn1_VD[rows_NT]
     noise_GKD = syn1_VD[noise_GK]
     # Gather before scattering into the donated tables; otherwise XLA copies them whole.
     h_ND, target_NTD, noise_GKD, syn0_VD, syn1_VD = jax.lax.optimization_barrier(
@@ -150,12 +151,9 @@ def output_update(h_ND: jax.Array, syn0_VD: jax.Array, syn1_VD: jax.Array,
              + jnp.einsum("gbk,gkd->gbd", g_neg_GBK, noise_GKD).reshape(-1, dim))
     d_target_NTD = g_pos_NT[:, :, None] * h_ND[:, None, :]
     d_noise_KD = jnp.einsum("gbk,gbd->gkd", g_neg_GBK, h_GBD).reshape(-1, dim)
-    # Empty slots point past the table and are dropped.
-    size = syn1_VD.shape[0]
-    rows_M = jnp.concatenate([jnp.where(valid_NT, targets_NT, size).reshape(-1),
-                              noise_GK.reshape(-1)])
+    rows_M = jnp.concatenate([rows_NT.reshape(-1), noise_GK.reshape(-1)])
     syn1_VD = syn1_VD.at[rows_M].add(
-        jnp.concatenate([d_target_NTD.reshape(-1, dim), d_noise_KD]), mode="drop")
+        jnp.concatenate([d_target_NTD.reshape(-1, dim), d_noise_KD]), mode="promise_in_bounds")
     return dh_ND, syn0_VD, syn1_VD
 
 
@@ -193,19 +191,22 @@ def cbow_update(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: StreamBatch,
     """(syn0_VD, syn1_VD) after one CBOW step on a `StreamBatch`: the same update as
     `sgns_update` on the batch's centres with their valid slots as inputs."""
     stream_P, valid_NC, noise_GK, lr = batch
-    size, (count, slots) = syn0_VD.shape[0], valid_NC.shape
+    count, slots = valid_NC.shape
     window, offsets = slots // 2, vocab_lib.context_offsets(slots // 2).tolist()
     if stream_P.shape != (count + 2 * window,):
         raise DlxError(f"StreamBatch.stream_P must have N + 2 * window = {count + 2 * window} "
                        f"tokens for valid_NC of shape {valid_NC.shape}; got {stream_P.shape}")
-    rows_PD = syn0_VD[jnp.maximum(stream_P, 0)]
+    # Outside the corpus: row 0, read with weight 0 and added 0.
+    stream_P = jnp.maximum(stream_P, 0)
+    rows_PD = syn0_VD[stream_P]
     weight_NC = valid_NC.astype(syn0_VD.dtype)
     # Slot c of centre n is stream row n + window + offsets[c]: a static slice per slot.
     h_ND = sum(weight_NC[:, c, None] * rows_PD[window + offset:window + offset + count]
                for c, offset in enumerate(offsets))
     h_ND = h_ND / jnp.maximum(weight_NC.sum(axis=1), 1)[:, None]
-    targets_N1 = jnp.where(valid_NC.any(axis=1), stream_P[window:window + count], -1)[:, None]
-    dh_ND, syn0_VD, syn1_VD = output_update(h_ND, syn0_VD, syn1_VD, targets_N1, noise_GK, lr,
+    # A centre without context has h = 0, so it changes neither table.
+    dh_ND, syn0_VD, syn1_VD = output_update(h_ND, syn0_VD, syn1_VD,
+                                            stream_P[window:window + count, None], noise_GK, lr,
                                             negative)
     # Stream row p takes dh of every centre p - window - offsets[c] whose slot c is valid.
     # Slicing padded copies keeps this one vectorised loop (padding each term is ~15x slower).
@@ -215,8 +216,7 @@ def cbow_update(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: StreamBatch,
     d_rows_PD = sum(weight_pad[window - offset:window - offset + span, c, None]
                     * dh_pad[window - offset:window - offset + span]
                     for c, offset in enumerate(offsets))
-    return (syn0_VD.at[jnp.where(stream_P >= 0, stream_P, size)].add(d_rows_PD, mode="drop"),
-            syn1_VD)
+    return syn0_VD.at[stream_P].add(d_rows_PD, mode="promise_in_bounds"), syn1_VD
 
 
 def cbow_scan(syn0_VD: jax.Array, syn1_VD: jax.Array, batches_S: StreamBatch,
@@ -352,7 +352,7 @@ def stream_batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray
             kept_t = vocab_lib.subsample(rng, ids_T[begin:end], keep_V)
             sentence_t = sentence_T[begin:end][kept_t]
             windows_t = vocab_lib.dynamic_windows(rng, sentence_t.shape[0], window)
-            _, valid_tC = vocab_lib.context_rows(sentence_t, windows_t, window)
+            valid_tC = vocab_lib.context_mask(sentence_t, windows_t, window)
             pending.append((ids_T[begin:end][kept_t].astype(np.int32), valid_tC,
                             np.flatnonzero(kept_t) + begin + epoch * corpus_words))
             pending_size += sentence_t.shape[0]
@@ -417,6 +417,19 @@ def prefetched(items: Iterator[tuple[Batch, int]],
                 thread.join(timeout=0.01)
 
 
+def call_shapes(sg: bool, steps: int, batch_words: int, window: int, block: int,
+                shared_negatives: int) -> Batch | StreamBatch:
+    """The shapes of one call's stacked batches: `Batch` for skip-gram, `StreamBatch` for CBOW."""
+    def shape(dtype, *dims):
+        return jax.ShapeDtypeStruct((steps, *dims), dtype)
+    noise, lr = shape(jnp.int32, batch_words // block, shared_negatives), shape(jnp.float32)
+    if sg:
+        return Batch(shape(jnp.int32, batch_words, 1), shape(jnp.int32, batch_words, 2 * window),
+                     noise, lr)
+    return StreamBatch(shape(jnp.int32, batch_words + 2 * window),
+                       shape(jnp.bool_, batch_words, 2 * window), noise, lr)
+
+
 def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100,
           window: int = 5, negative: int = 5, min_count: int = 5, sample: float = 1e-3,
           epochs: int = 5, alpha: float | None = None, min_alpha: float = 1e-4, seed: int = 0,
@@ -438,6 +451,13 @@ def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100
                               block=block, shared_negatives=shared_negatives,
                               steps_per_call=steps_per_call)
     vocab = vocab_lib.vocabulary(sentences, min_count, max_vocab)
+    # The step compiles while the corpus is encoded.
+    table = jax.ShapeDtypeStruct((len(vocab), dim), jnp.float32)
+    step_batch = call_shapes(sg, steps_per_call, batch_words, window, block, shared_negatives)
+    compiler = concurrent.futures.ThreadPoolExecutor(1)
+    compiling = compiler.submit(lambda: (sgns_steps if sg else cbow_steps).lower(
+        table, table, step_batch, negative=negative).compile())
+    compiler.shutdown(wait=False)
     alpha = (0.025 if sg else 0.05) if alpha is None else alpha
     rng = np.random.default_rng(seed)
     syn0_VD, syn1_VD = (jnp.asarray(table) for table in init_tables(rng, len(vocab), dim))
@@ -446,11 +466,9 @@ def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100
               vocab_lib.negative_distribution(vocab.counts, ns_exponent), rng)
     settings = dict(window=window, epochs=epochs, batch_words=batch_words, block=block,
                     shared_negatives=shared_negatives, alpha=alpha, min_alpha=min_alpha)
-    if sg:
-        steps, run = batches(*corpus, sg=True, **settings), sgns_steps
-    else:
-        steps, run = stream_batches(*corpus, **settings), cbow_steps
-    run = functools.partial(run, negative=negative)
+    steps = (batches(*corpus, sg=True, **settings) if sg
+             else stream_batches(*corpus, **settings))
+    run = compiling.result()
     total, words_shown = epochs * ids_T.shape[0], 0
     with tqdm.tqdm(total=total, unit="word", unit_scale=True, disable=not progress,
                    desc="word2vec " + ("skip-gram" if sg else "CBOW")) as bar:
