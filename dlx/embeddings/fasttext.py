@@ -242,16 +242,8 @@ def subword_update(table_XD: jax.Array, syn1_VD: jax.Array, batch: SubwordBatch,
     return table_XD.at[rows_M].add(dh_JD[word_M], mode="drop"), syn1_VD
 
 
-def subword_scan(table_XD: jax.Array, syn1_VD: jax.Array, batches_S: SubwordBatch,
-                 negative: int) -> tuple[jax.Array, jax.Array]:
-    """(table_XD, syn1_VD) after `subword_update` on each of S batches stacked on a leading axis."""
-    def body(tables, batch):
-        return subword_update(*tables, SubwordBatch(*batch), negative), None
-    return jax.lax.scan(body, (table_XD, syn1_VD), tuple(batches_S))[0]
-
-
 subword_step = jax.jit(subword_update, donate_argnums=(0, 1), static_argnames=("negative",))
-subword_steps = jax.jit(subword_scan, donate_argnums=(0, 1), static_argnames=("negative",))
+subword_steps = word2vec.scanned_steps(subword_update, SubwordBatch)
 
 
 class FastTextVectors(KeyedVectors):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import concurrent.futures
 import queue
 import threading
-from typing import Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -171,19 +171,22 @@ def sgns_update(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: Batch,
     return syn0_VD.at[rows_NC].add(dh_NCD, mode="drop"), syn1_VD
 
 
-def sgns_scan(syn0_VD: jax.Array, syn1_VD: jax.Array, batches_S: Batch,
-              negative: int) -> tuple[jax.Array, jax.Array]:
-    """(syn0_VD, syn1_VD) after `sgns_update` on each of S batches stacked on a leading axis."""
-    def body(tables, batch):
-        return sgns_update(*tables, Batch(*batch), negative), None
-    return jax.lax.scan(body, (syn0_VD, syn1_VD), tuple(batches_S))[0]
+def scanned_steps(update: Callable, batch_type: type) -> Callable:
+    """A jitted (table, syn1_VD, batches_S, negative) -> (table, syn1_VD): `update` on each of S
+    batches of `batch_type` stacked on a leading axis, in order (`lax.scan`), tables donated."""
+    def scan(table: jax.Array, syn1_VD: jax.Array, batches_S: tuple,
+             negative: int) -> tuple[jax.Array, jax.Array]:
+        def body(tables, batch):
+            return update(*tables, batch_type(*batch), negative), None
+        return jax.lax.scan(body, (table, syn1_VD), tuple(batches_S))[0]
+    return jax.jit(scan, donate_argnums=(0, 1), static_argnames=("negative",))
 
 
 sgns_step = jax.jit(sgns_update, donate_argnums=(0, 1), static_argnames=("negative",))
 # One call runs several small steps in order: small batches stay close to word2vec.c's
 # sequential SGD, and one dispatch per call gains ~20% over one per step on CPU (64 steps a
 # call train 5-8 % faster than 16, to identical vectors).
-sgns_steps = jax.jit(sgns_scan, donate_argnums=(0, 1), static_argnames=("negative",))
+sgns_steps = scanned_steps(sgns_update, Batch)
 
 
 def cbow_update(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: StreamBatch,
@@ -219,15 +222,7 @@ def cbow_update(syn0_VD: jax.Array, syn1_VD: jax.Array, batch: StreamBatch,
     return syn0_VD.at[stream_P].add(d_rows_PD, mode="promise_in_bounds"), syn1_VD
 
 
-def cbow_scan(syn0_VD: jax.Array, syn1_VD: jax.Array, batches_S: StreamBatch,
-              negative: int) -> tuple[jax.Array, jax.Array]:
-    """(syn0_VD, syn1_VD) after `cbow_update` on each of S batches stacked on a leading axis."""
-    def body(tables, batch):
-        return cbow_update(*tables, StreamBatch(*batch), negative), None
-    return jax.lax.scan(body, (syn0_VD, syn1_VD), tuple(batches_S))[0]
-
-
-cbow_steps = jax.jit(cbow_scan, donate_argnums=(0, 1), static_argnames=("negative",))
+cbow_steps = scanned_steps(cbow_update, StreamBatch)
 
 
 def _chunks(sentence_T: np.ndarray, chunk_tokens: int) -> Iterator[tuple[int, int]]:
@@ -452,11 +447,11 @@ def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100
                               steps_per_call=steps_per_call)
     vocab = vocab_lib.vocabulary(sentences, min_count, max_vocab)
     # The step compiles while the corpus is encoded.
-    table = jax.ShapeDtypeStruct((len(vocab), dim), jnp.float32)
+    table_shape = jax.ShapeDtypeStruct((len(vocab), dim), jnp.float32)
     step_batch = call_shapes(sg, steps_per_call, batch_words, window, block, shared_negatives)
     compiler = concurrent.futures.ThreadPoolExecutor(1)
     compiling = compiler.submit(lambda: (sgns_steps if sg else cbow_steps).lower(
-        table, table, step_batch, negative=negative).compile())
+        table_shape, table_shape, step_batch, negative=negative).compile())
     compiler.shutdown(wait=False)
     alpha = (0.025 if sg else 0.05) if alpha is None else alpha
     rng = np.random.default_rng(seed)
