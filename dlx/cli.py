@@ -168,7 +168,7 @@ def run(argv: list[str], step_hook=None) -> int:
 
 
 def main(argv: list[str] | None = None, step_hook=None) -> None:
-    host_memory.keep_freed_memory()  # Before JAX starts its threads, which get arenas of their own.
+    host_memory.from_environment()  # Before JAX starts its threads, which get arenas of their own.
     _quiet_libraries()
     try:
         code = run(sys.argv[1:] if argv is None else argv, step_hook)

@@ -1,6 +1,6 @@
 """host_memory: a large block freed and allocated again is reused without page faults once
-`keep_freed_memory` ran, and nothing changes when it is turned off (each case in a fresh process,
-since the setting is process-wide)."""
+DLX_KEEP_FREED_MEMORY=1 applied the settings, and nothing changes without it (each case in a
+fresh process, since the setting is process-wide)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dlx import host_memory
 FAULTS_SCRIPT = """
 import ctypes, resource, sys
 from dlx import host_memory
-applied = host_memory.keep_freed_memory({"DLX_KEEP_FREED_MEMORY": sys.argv[1]})
+applied = host_memory.from_environment({"DLX_KEEP_FREED_MEMORY": sys.argv[1]})
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
@@ -52,6 +52,7 @@ def test_a_freed_block_is_reused_without_page_faults():
     assert applied == "False" and faults > (64 << 20) // 4096 // 2
 
 
-def test_turned_off_by_the_environment_variable():
-    for setting in ("0", "off", "False", " no "):
-        assert not host_memory.keep_freed_memory({"DLX_KEEP_FREED_MEMORY": setting})
+def test_off_unless_the_environment_variable_turns_it_on():
+    for setting in ("", "0", "off", "False", " no "):
+        assert not host_memory.from_environment({"DLX_KEEP_FREED_MEMORY": setting})
+    assert not host_memory.from_environment({})
