@@ -260,14 +260,19 @@ def draw_noise(rng: np.random.Generator, noise_cdf_V: np.ndarray,
                       noise_cdf_V.shape[0] - 1).astype(np.int32)
 
 
+def check_blocks(batch_words: int, block: int) -> None:
+    """A one-line error unless a step's centres split into whole blocks."""
+    if batch_words % block:
+        raise DlxError(f"batch_words={batch_words} must be a multiple of block={block}")
+
+
 def batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
             noise_V: np.ndarray, rng: np.random.Generator, *, sg: bool, window: int,
             epochs: int, batch_words: int, block: int, shared_negatives: int, alpha: float,
             min_alpha: float) -> Iterator[tuple[Batch, int]]:
     """(batch, words_done) for every step of training on the encoded corpus (ids_T,
     sentence_T); words_done counts corpus tokens (before subsampling) up to the batch's end."""
-    if batch_words % block:
-        raise DlxError(f"batch_words={batch_words} must be a multiple of block={block}")
+    check_blocks(batch_words, block)
     noise_cdf_V = np.cumsum(noise_V)
     corpus_words = ids_T.shape[0]
     total_words = epochs * corpus_words
@@ -313,8 +318,7 @@ def stream_batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray
                    min_alpha: float) -> Iterator[tuple[StreamBatch, int]]:
     """(batch, words_done) for every CBOW step: consecutive stretches of batch_words tokens of
     the subsampled stream (`StreamBatch`); words_done as in `batches`."""
-    if batch_words % block:
-        raise DlxError(f"batch_words={batch_words} must be a multiple of block={block}")
+    check_blocks(batch_words, block)
     noise_cdf_V = np.cumsum(noise_V)
     corpus_words = ids_T.shape[0]
     total_words = epochs * corpus_words
@@ -445,6 +449,7 @@ def train(sentences: Sequence[Sequence[str]], *, sg: bool = True, dim: int = 100
                               negative=negative, epochs=epochs, batch_words=batch_words,
                               block=block, shared_negatives=shared_negatives,
                               steps_per_call=steps_per_call)
+    check_blocks(batch_words, block)
     vocab = vocab_lib.vocabulary(sentences, min_count, max_vocab)
     # The step compiles while the corpus is encoded.
     table_shape = jax.ShapeDtypeStruct((len(vocab), dim), jnp.float32)
