@@ -10,7 +10,9 @@ memory stays with the process, whose resident size then stays at its peak, and i
 without faults. One arena also serialises the allocations of XLA's multi-threaded compiler
 (compiles took 15-30 % longer), so a small model's run, mostly compilation, got slower (the
 default `mnist1d_mlp` run: 9.8 -> 10.5-11.5 s). Hence opt-in: `DLX_KEEP_FREED_MEMORY=1` makes
-the command line call it at start-up; a notebook calls it itself, before JAX starts.
+the command line call it at start-up; a notebook calls it itself, before JAX starts. Where
+transparent huge pages are on (`madvise` or `always`), GLIBC_TUNABLES=glibc.malloc.hugetlb=1 in
+the environment of a new process removes most of the faults without that cost (2 MiB pages).
 """
 
 from __future__ import annotations
