@@ -34,6 +34,7 @@ batches in a fixed order from one seeded Generator, so a seed fixes the vectors.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import queue
 import threading
 from typing import Callable, Iterator, NamedTuple, Sequence
@@ -266,6 +267,22 @@ def check_blocks(batch_words: int, block: int) -> None:
         raise DlxError(f"batch_words={batch_words} must be a multiple of block={block}")
 
 
+def step_schedule(rng: np.random.Generator, noise_cdf_V: np.ndarray, done_N: np.ndarray,
+                  final: bool, *, batch_words: int, block: int, shared_negatives: int,
+                  total_words: int, alpha: float,
+                  min_alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(firsts_S, noise_SGK, lr_S, words_done_S) of the steps cut from pending example rows whose
+    corpus positions are done_N: each whole batch_words rows, and when `final` the rest too (the
+    caller pads it). words_done counts corpus tokens up to the step's last real row."""
+    size = done_N.shape[0]
+    count = -(-size // batch_words) if final else size // batch_words
+    noise_SGK = draw_noise(rng, noise_cdf_V, (count, batch_words // block, shared_negatives))
+    firsts_S = np.arange(count) * batch_words
+    lr_S = learning_rate(done_N[firsts_S], total_words, alpha, min_alpha).astype(np.float32)
+    words_done_S = done_N[np.minimum(firsts_S + batch_words, size) - 1] + 1
+    return firsts_S, noise_SGK, lr_S, words_done_S
+
+
 def batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
             noise_V: np.ndarray, rng: np.random.Generator, *, sg: bool, window: int,
             epochs: int, batch_words: int, block: int, shared_negatives: int, alpha: float,
@@ -273,9 +290,11 @@ def batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
     """(batch, words_done) for every step of training on the encoded corpus (ids_T,
     sentence_T); words_done counts corpus tokens (before subsampling) up to the batch's end."""
     check_blocks(batch_words, block)
-    noise_cdf_V = np.cumsum(noise_V)
     corpus_words = ids_T.shape[0]
-    total_words = epochs * corpus_words
+    schedule = functools.partial(
+        step_schedule, rng, np.cumsum(noise_V), batch_words=batch_words, block=block,
+        shared_negatives=shared_negatives, total_words=epochs * corpus_words, alpha=alpha,
+        min_alpha=min_alpha)
     input_pad = 0 if sg else -1  # a skip-gram padding example reads row 0 and adds 0 to it
     pending: list[tuple[np.ndarray, ...]] = []
     pending_size = 0
@@ -283,20 +302,15 @@ def batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray,
     def emit(final: bool) -> Iterator[tuple[Batch, int]]:
         nonlocal pending, pending_size
         inputs_NC, targets_NT, done_N = (np.concatenate(parts) for parts in zip(*pending))
-        count = -(-pending_size // batch_words) if final else pending_size // batch_words
-        if final and pending_size % batch_words:
-            pad = count * batch_words - pending_size
+        firsts_S, noise_SGK, lr_S, words_done_S = schedule(done_N, final)
+        pad = firsts_S.shape[0] * batch_words - pending_size  # > 0 only for the final padding
+        if pad > 0:
             inputs_NC = np.pad(inputs_NC, ((0, pad), (0, 0)), constant_values=input_pad)
             targets_NT = np.pad(targets_NT, ((0, pad), (0, 0)), constant_values=-1)
-        noise_SGK = draw_noise(rng, noise_cdf_V, (count, batch_words // block, shared_negatives))
-        firsts_S = np.arange(count) * batch_words
-        lr_S = learning_rate(done_N[firsts_S], total_words, alpha, min_alpha).astype(np.float32)
-        ends_S = np.minimum(firsts_S + batch_words, pending_size)
-        for step, (first, end) in enumerate(zip(firsts_S, ends_S)):
+        for first, noise_GK, lr, words_done in zip(firsts_S, noise_SGK, lr_S, words_done_S):
             rows = slice(first, first + batch_words)
-            yield (Batch(inputs_NC[rows], targets_NT[rows], noise_SGK[step], lr_S[step]),
-                   int(done_N[end - 1]) + 1)
-        taken = min(count * batch_words, pending_size)
+            yield Batch(inputs_NC[rows], targets_NT[rows], noise_GK, lr), int(words_done)
+        taken = min(firsts_S.shape[0] * batch_words, pending_size)
         pending = [(inputs_NC[taken:pending_size], targets_NT[taken:pending_size],
                     done_N[taken:])]
         pending_size -= taken
@@ -319,9 +333,11 @@ def stream_batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray
     """(batch, words_done) for every CBOW step: consecutive stretches of batch_words tokens of
     the subsampled stream (`StreamBatch`); words_done as in `batches`."""
     check_blocks(batch_words, block)
-    noise_cdf_V = np.cumsum(noise_V)
     corpus_words = ids_T.shape[0]
-    total_words = epochs * corpus_words
+    schedule = functools.partial(
+        step_schedule, rng, np.cumsum(noise_V), batch_words=batch_words, block=block,
+        shared_negatives=shared_negatives, total_words=epochs * corpus_words, alpha=alpha,
+        min_alpha=min_alpha)
     before = np.full(window, -1, np.int32)  # the stream's tokens just before the pending ones
     pending: list[tuple[np.ndarray, ...]] = []
     pending_size = 0
@@ -329,19 +345,15 @@ def stream_batches(ids_T: np.ndarray, sentence_T: np.ndarray, keep_V: np.ndarray
     def emit(final: bool) -> Iterator[tuple[StreamBatch, int]]:
         nonlocal before, pending, pending_size
         ids_L, valid_LC, done_L = (np.concatenate(parts) for parts in zip(*pending))
-        count = -(-pending_size // batch_words) if final else pending_size // batch_words
-        tail = count * batch_words - pending_size  # > 0 only for the final batch's padding
-        stream = np.concatenate([before, ids_L, np.full(max(tail, 0) + window, -1, np.int32)])
-        valid_LC = np.pad(valid_LC, ((0, max(tail, 0)), (0, 0)))
-        noise_SGK = draw_noise(rng, noise_cdf_V, (count, batch_words // block, shared_negatives))
-        firsts_S = np.arange(count) * batch_words
-        lr_S = learning_rate(done_L[firsts_S], total_words, alpha, min_alpha).astype(np.float32)
-        ends_S = np.minimum(firsts_S + batch_words, pending_size)
-        for step, (first, end) in enumerate(zip(firsts_S, ends_S)):
+        firsts_S, noise_SGK, lr_S, words_done_S = schedule(done_L, final)
+        tail = max(firsts_S.shape[0] * batch_words - pending_size, 0)  # the final padding
+        stream = np.concatenate([before, ids_L, np.full(tail + window, -1, np.int32)])
+        valid_LC = np.pad(valid_LC, ((0, tail), (0, 0)))
+        for first, noise_GK, lr, words_done in zip(firsts_S, noise_SGK, lr_S, words_done_S):
             yield (StreamBatch(stream[first:first + batch_words + 2 * window],
-                               valid_LC[first:first + batch_words], noise_SGK[step], lr_S[step]),
-                   int(done_L[end - 1]) + 1)
-        taken = min(count * batch_words, pending_size)
+                               valid_LC[first:first + batch_words], noise_GK, lr),
+                   int(words_done))
+        taken = min(firsts_S.shape[0] * batch_words, pending_size)
         before = stream[taken:taken + window]
         pending = [(ids_L[taken:], valid_LC[taken:pending_size], done_L[taken:])]
         pending_size -= taken
