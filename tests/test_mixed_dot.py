@@ -1,4 +1,5 @@
-"""dlx.nn.mixed_dot: float32 untouched; bf16 accumulated in float32, forward and backward."""
+"""dlx.nn.mixed_dot: dense layers as 2-D products, float32 values unchanged; bf16 accumulated in
+float32, forward and backward."""
 
 import chex
 import flax.linen as nn
@@ -29,6 +30,22 @@ def test_float32_is_lax_dot_general_bit_for_bit():
     mixed, stock = (jax.value_and_grad(loss(dot), (0, 1))(x_BTK, w_KN)
                     for dot in (mixed_dot.dot_general, lax.dot_general))
     chex.assert_trees_all_equal(mixed, stock)
+
+
+def test_dense_layers_multiply_2d_operands_with_unchanged_values():
+    x_BTSK = jnp.asarray(np.random.default_rng(4).normal(size=(2, 3, 5, 16)), jnp.float32)
+    _, w_KN = _operands(jnp.float32)
+    dims = (((3,), (0,)), ((), ()))
+    chex.assert_trees_all_equal(mixed_dot.dot_general(x_BTSK, w_KN, dims),
+                                lax.dot_general(x_BTSK, w_KN, dims))
+    loss = lambda dot: lambda x, w: (dot(x, w, dims) ** 2).sum()
+    mixed, stock = (jax.grad(loss(dot), (0, 1))(x_BTSK, w_KN)
+                    for dot in (mixed_dot.dot_general, lax.dot_general))
+    chex.assert_trees_all_close(mixed, stock, rtol=1e-5, atol=1e-4)  # dw: another sum order
+    jaxpr = jax.make_jaxpr(jax.grad(loss(mixed_dot.dot_general), (0, 1)))(x_BTSK, w_KN).jaxpr
+    products = [e for e in jaxpr.eqns if e.primitive is lax.dot_general_p]
+    assert len(products) == 3  # forward, dx, dw
+    assert all(v.aval.ndim == 2 for e in products for v in e.invars)
 
 
 def test_bf16_dense_and_its_gradients_accumulate_in_float32():
