@@ -14,7 +14,7 @@ import pytest
 from jax.test_util import check_grads
 
 from dlx.errors import DlxError
-from dlx.nn import dropout
+from dlx.nn import attention, dropout
 from dlx.nn.attention import (AdditiveAttention, MultiHeadAttention, attention_weights,
                               causal_mask, combine_masks, dot_product_attention, padding_mask)
 
@@ -137,6 +137,24 @@ def test_dropout_drops_and_rescales_weights():
     np.testing.assert_array_equal(
         dot_product_attention(q, k, v, dropout_rate=0.5, dropout_rng=rng, deterministic=True),
         dot_product_attention(q, k, v))
+
+
+@pytest.mark.parametrize("masking", list(MASKS))
+def test_head_by_head_equals_one_batched_product(masking, monkeypatch):
+    q, k, v = _qkv()
+    mask, bias = MASKS[masking]()
+    cotangent = _normal(8, (B, T, H, D))
+
+    def run(per_head: bool):
+        monkeypatch.setattr(attention, "_per_head", lambda: per_head)
+        attend = functools.partial(dot_product_attention, mask=mask, bias=bias, dropout_rate=0.3,
+                                   dropout_rng=jax.random.PRNGKey(5), deterministic=False)
+        out, vjp = jax.vjp(attend, q, k, v)
+        return out, vjp(cotangent)
+
+    (out_heads, grads_heads), (out_batched, grads_batched) = run(True), run(False)
+    np.testing.assert_allclose(out_heads, out_batched, atol=1e-6)
+    chex.assert_trees_all_close(grads_heads, grads_batched, atol=1e-5)
 
 
 def test_gradients_match_finite_differences_and_jax_nn():

@@ -91,12 +91,42 @@ def masked_softmax(logits: jax.Array, mask: jax.Array | None) -> jax.Array:
 def attention_weights(q_BTHD: jax.Array, k_BSHD: jax.Array, mask: jax.Array | None = None,
                       bias: jax.Array | None = None) -> jax.Array:
     """Weights `(B, H, T, S)` (>= float32) = softmax(q·k / sqrt(D) + bias) over unmasked keys."""
-    dtype = _at_least_f32(q_BTHD, k_BSHD)
-    logits_BHTS = jnp.einsum("bthd,bshd->bhts", q_BTHD, k_BSHD, preferred_element_type=dtype)
-    logits_BHTS = logits_BHTS / np.sqrt(q_BTHD.shape[-1]).astype(dtype)
+    return _weights("bthd,bshd->bhts", q_BTHD, k_BSHD, mask, bias)
+
+
+def _weights(spec: str, q: jax.Array, k: jax.Array, mask: jax.Array | None,
+             bias: jax.Array | None) -> jax.Array:
+    """softmax(einsum(spec, q, k) / sqrt(D) + bias) over unmasked keys, >= float32."""
+    dtype = _at_least_f32(q, k)
+    logits = jnp.einsum(spec, q, k, preferred_element_type=dtype)
+    logits = logits / np.sqrt(q.shape[-1]).astype(dtype)
     if bias is not None:
-        logits_BHTS = logits_BHTS + bias.astype(dtype)
-    return masked_softmax(logits_BHTS, mask)
+        logits = logits + bias.astype(dtype)
+    return masked_softmax(logits, mask)
+
+
+def _attend(specs: tuple[str, str], q: jax.Array, k: jax.Array, v: jax.Array,
+            mask: jax.Array | None, bias: jax.Array | None, keep: jax.Array | None,
+            dropout_rate: float) -> jax.Array:
+    """Weights from `specs[0]`, dropped where not `keep`, summed over `v` by `specs[1]`."""
+    weights = _weights(specs[0], q, k, mask, bias)
+    if keep is not None:
+        weights = dropout.apply_keep_mask(keep, dropout_rate, weights)
+    dtype = jnp.result_type(q, k, v)
+    return jnp.einsum(specs[1], weights.astype(dtype), v,
+                      preferred_element_type=_at_least_f32(v)).astype(dtype)
+
+
+def _per_head() -> bool:
+    """Attend head by head? On CPU: XLA:CPU batches (B, H) products through transposed copies of
+    q, k and v, and per-head (B, T, D) slices ran a BERT attention forward + backward 25-35 %
+    faster (B 8-32, H 4-12, T 128); GPUs keep one batched product."""
+    return jax.default_backend() == "cpu"
+
+
+def _head(x: jax.Array | None, h: int) -> jax.Array | None:
+    """Head `h` of a rank-4 mask, bias or keep mask broadcastable to (B, H, T, S) -> rank 3."""
+    return None if x is None else x[:, h if x.shape[1] > 1 else 0]
 
 
 def dot_product_attention(q_BTHD: jax.Array, k_BSHD: jax.Array, v_BSHD: jax.Array,
@@ -136,13 +166,18 @@ def dot_product_attention(q_BTHD: jax.Array, k_BSHD: jax.Array, v_BSHD: jax.Arra
         return jnp.where(any_BTH1, out_BTHD, 0).astype(dtype)
     if implementation is not None:
         raise DlxError(f"implementation={implementation!r} applies only with use_fused=True")
-    weights_BHTS = attention_weights(q_BTHD, k_BSHD, mask, bias)
+    keep_BHTS = None
     if use_dropout:
         if dropout_rng is None:
             raise DlxError("attention dropout needs dropout_rng; got None")
-        weights_BHTS = dropout.dropout(dropout_rng, dropout_rate, weights_BHTS)
-    return jnp.einsum("bhts,bshd->bthd", weights_BHTS.astype(dtype), v_BSHD,
-                      preferred_element_type=_at_least_f32(v_BSHD)).astype(dtype)
+        keep_BHTS = dropout.keep_mask(dropout_rng, dropout_rate, shape_BHTS)
+    if not _per_head():
+        return _attend(("bthd,bshd->bhts", "bhts,bshd->bthd"), q_BTHD, k_BSHD, v_BSHD, mask,
+                       bias, keep_BHTS, dropout_rate)
+    return jnp.stack([_attend(("btd,bsd->bts", "bts,bsd->btd"), q_BTHD[:, :, h], k_BSHD[:, :, h],
+                              v_BSHD[:, :, h], _head(mask, h), _head(bias, h),
+                              _head(keep_BHTS, h), dropout_rate)
+                      for h in range(heads)], axis=2)
 
 
 def causal_mask(length: int) -> jax.Array:

@@ -53,7 +53,11 @@ def dropout(key: jax.Array, rate: float, x: jax.Array) -> jax.Array:
     """Inverted dropout: `x / (1 - rate)` where kept, 0 elsewhere (`x` itself when rate is 0)."""
     if rate == 0.0:
         return x
-    keep = keep_mask(key, rate, x.shape)
+    return apply_keep_mask(keep_mask(key, rate, x.shape), rate, x)
+
+
+def apply_keep_mask(keep: jax.Array, rate: float, x: jax.Array) -> jax.Array:
+    """`x / (1 - rate)` where `keep` (broadcastable to x), 0 elsewhere."""
     return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
 
 
