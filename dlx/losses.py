@@ -44,7 +44,10 @@ def softmax_nll(logits_XC: jax.Array, labels_X: jax.Array) -> jax.Array:
     gradient into a zero `(X, C)` array first; for a 30k-word vocabulary that is a large share of
     a masked-LM step on CPU.
     """
-    return _softmax_nll(logits_XC.astype(jnp.float32), labels_X)
+    # As (N, C) rows: a (B, P, C) residual reshaped to the decoder's (N, C) gradient keeps XLA
+    # from writing that gradient over the residual's buffer.
+    logits_NC = logits_XC.reshape(-1, logits_XC.shape[-1]).astype(jnp.float32)
+    return _softmax_nll(logits_NC, labels_X.reshape(-1)).reshape(labels_X.shape)
 
 
 def _shifted_and_normaliser(logits_XC: jax.Array) -> tuple[jax.Array, jax.Array]:
