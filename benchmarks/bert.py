@@ -1,21 +1,21 @@
 """dlx `BertForMaskedLM` vs Hugging Face transformers on CPU: one full MLM train step, tokens/s.
 
-A train step is forward + backward + AdamW (lr 1e-4, weight decay 0.01) in train mode (dropout
-0.1 active in both) on the same batch and, through `save_pretrained` + `load_hf_checkpoint`, the
-same starting weights. The batch is random non-special token ids, all positions real, 15 %
-masked once on the host with BERT's 80/10/10 rule (`dlx.data.mlm.mask_tokens`, at most
-`--max-predictions` per row). The dlx step is jitted with the train state donated and blocked on;
-it runs the MLM head only at the gathered masked positions (`masked_positions_BP`) and takes
-`masked_cross_entropy` over them. HF's `BertForMaskedLM` gets `labels` that are -100 except at
-the masked positions, so it projects every position onto the vocabulary: that difference is part
-of what is compared; `--dlx-full-head` adds a dlx step that does the same, to separate the two.
-Peers: HF eager with `torch.optim.AdamW` and torch's default intra-op threads, and the same under
-`torch.compile` (its compile time is reported; a failure or a compile past `--compile-timeout`
-seconds is reported in the JSON line instead of a ratio). `--bf16` adds both sides in bfloat16
-mixed precision (dlx `dtype=bfloat16`, HF's forward under `torch.autocast`; float32 weights and
-AdamW on both). KerasHub's JAX `BertMaskedLM`, the issue's other peer, needs tensorflow-text:
-`benchmarks/bert_keras.py` runs it in its own environment. One JSON line per comparison
-(`benchmarks/harness.py`).
+A train step is forward + backward + AdamW (lr 1e-4, weight decay 0.01) in train mode (dropout 0.1
+active in both) on the same batch and, through `save_pretrained` + `load_hf_checkpoint`, the same
+starting weights. The batch is random non-special token ids, all positions real, 15 % masked once
+on the host with BERT's 80/10/10 rule (`dlx.data.mlm.mask_tokens`, at most `--max-predictions` per
+row). The dlx step is jitted with the train state donated and blocked on; it runs the MLM head only
+at the gathered masked positions (`masked_positions_BP`), its decoder fused with the cross-entropy
+(`labels_BX`: per-token losses, no logits), as `dlx train` does. HF's `BertForMaskedLM` gets
+`labels` that are -100 except at the masked positions, so it projects every position onto the
+vocabulary: that difference is part of what is compared; `--dlx-full-head` adds a dlx step that
+does the same, to separate the two. Peers: HF eager with `torch.optim.AdamW` and torch's default
+intra-op threads, and the same under `torch.compile` (its compile time is reported; a failure or a
+compile past `--compile-timeout` seconds is reported in the JSON line instead of a ratio). `--bf16`
+adds both sides in bfloat16 mixed precision (dlx `dtype=bfloat16`, HF's forward under
+`torch.autocast`; float32 weights and AdamW on both). KerasHub's JAX `BertMaskedLM`, the issue's
+other peer, needs tensorflow-text: `benchmarks/bert_keras.py` runs it in its own environment. One
+JSON line per comparison (`benchmarks/harness.py`).
 
     python benchmarks/bert.py                       # H256 L4 A4 I1024 V30522, B32 T128
     python benchmarks/bert.py --rounds 8 --dlx-full-head
@@ -115,9 +115,13 @@ def dlx_step(module: BertForMaskedLM, params: dict, batch: dict[str, np.ndarray]
 
     def loss_fn(params: dict, key: jax.Array, ids_BT: jax.Array, positions_BP: jax.Array | None,
                 labels_BX: jax.Array, weights_BX: jax.Array) -> jax.Array:
-        logits_BXV = module.apply({"params": params}, ids_BT, masked_positions_BP=positions_BP,
-                                  train=True, rngs={"dropout": key}).logits
-        return masked_cross_entropy(logits_BXV, labels_BX, weights_BX)
+        apply = functools.partial(module.apply, {"params": params}, ids_BT,
+                                  masked_positions_BP=positions_BP, train=True,
+                                  rngs={"dropout": key})
+        if full_head:
+            return masked_cross_entropy(apply().logits, labels_BX, weights_BX)
+        weights_BX = weights_BX.astype(jnp.float32)
+        return (apply(labels_BX=labels_BX).nll * weights_BX).sum() / weights_BX.sum()
 
     @functools.partial(jax.jit, donate_argnums=0)
     def train_step(state: tuple, ids_BT: jax.Array, targets: tuple) -> tuple[tuple, jax.Array]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import flax.linen as nn
 import jax
@@ -28,6 +28,9 @@ import numpy as np
 from dlx import losses
 from dlx.data import mlm
 from dlx.errors import DlxError
+
+if TYPE_CHECKING:
+    from dlx.nn.bert import TokenNll
 
 Batch = dict[str, jax.Array]
 # `augment(rng, x_B...) -> x_B...`: a random transform of the training inputs, run inside the step.
@@ -211,7 +214,18 @@ def prediction_sums(logits_BXV: jax.Array, labels_BX: jax.Array, weights_BX: jax
     vocab = logits_BXV.shape[-1]
     loss_sum = losses.cross_entropy_sum(logits_BXV.reshape(-1, vocab), labels_BX.reshape(-1),
                                         weights_BX.reshape(-1), fused_backward=fused_backward)
-    correct = jnp.where(weights_BX, logits_BXV.argmax(-1) == labels_BX, False).sum()
+    return _token_sums(loss_sum, logits_BXV.argmax(-1) == labels_BX, weights_BX)
+
+
+def nll_sums(token_nll: TokenNll, labels_BX: jax.Array, weights_BX: jax.Array):
+    """`prediction_sums` from a fused decoder's per-token `nll` and `predictions` (`TokenNll`)."""
+    loss_sum = jnp.where(weights_BX, token_nll.nll, 0.0).sum()
+    return _token_sums(loss_sum, token_nll.predictions == labels_BX, weights_BX)
+
+
+def _token_sums(loss_sum: jax.Array, hit_BX: jax.Array, weights_BX: jax.Array):
+    """(loss_sum / count, sums `loss`, `correct`, `count`) over the positions `weights_BX` keeps."""
+    correct = jnp.where(weights_BX, hit_BX, False).sum()
     count = weights_BX.sum().astype(jnp.float32)
     sums = {"loss": loss_sum, "correct": correct.astype(jnp.float32), "count": count}
     return loss_sum / jnp.maximum(count, 1.0), sums
@@ -231,9 +245,10 @@ class MaskedLM:
     index in its split. Row i of a training step is masked with `fold_in(fold_in(step_rng,
     MASK_STREAM), i)`, so a resumed run masks exactly as an uninterrupted one; evaluation masks
     with a fixed key, so every evaluation (any run, any batch size) scores the same tokens. The
-    model takes `(input_ids, attention_mask, token_type_ids, masked_positions)` and returns logits
-    (B, P, V) at the `max_predictions` gathered positions; the loss is averaged over the masked
-    tokens of the whole global batch.
+    model takes `(input_ids, attention_mask, token_type_ids, masked_positions, labels)` and
+    returns a `TokenNll` (B, P) at the `max_predictions` gathered positions (the decoder fused
+    with the loss, no logits); the loss is averaged over the masked tokens of the whole global
+    batch.
     """
     model: nn.Module
     special_ids: tuple[int, ...]
@@ -269,12 +284,11 @@ class MaskedLM:
                else jax.random.PRNGKey(EVAL_MASK_SEED))
         masked, _ = self.corrupt(key, batch)
         predictions = mlm.masked_positions(masked.labels, masked.mlm_mask, self.max_predictions)
-        logits_BPV = self.model.apply({"params": params}, masked.input_ids,
-                                      batch["attention_mask"], batch["segment_ids"],
-                                      predictions.positions, train=train,
-                                      rngs={"dropout": rng}).logits
-        loss, sums = prediction_sums(logits_BPV, predictions.labels, predictions.weights,
-                                     fused_backward=True)
+        token_nll = self.model.apply({"params": params}, masked.input_ids,
+                                     batch["attention_mask"], batch["segment_ids"],
+                                     predictions.positions, predictions.labels, train=train,
+                                     rngs={"dropout": rng})
+        loss, sums = nll_sums(token_nll, predictions.labels, predictions.weights)
         return loss, (sums, batch_stats)
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:

@@ -178,6 +178,24 @@ def test_gathered_head_equals_full_logits_at_positions():
                                rtol=0, atol=1e-5)
 
 
+def test_labels_give_the_cross_entropy_and_argmax_of_the_logits():
+    ids_BT, mask_BT, _ = _batch()
+    mlm = BertForMaskedLM(CONFIG)
+    params = _init(mlm, ids_BT)
+    positions_BP = jnp.array([[1, 4, 0], [2, 2, 5], [0, 1, 2]])
+    labels_BP = jnp.array([[5, 7, 98], [0, 3, 3], [50, 60, 70]])
+    logits_BPV = _apply(mlm, params, ids_BT, mask_BT, masked_positions_BP=positions_BP).logits
+    token_nll = _apply(mlm, params, ids_BT, mask_BT, masked_positions_BP=positions_BP,
+                       labels_BX=labels_BP)
+    expected_BP = -jnp.take_along_axis(jax.nn.log_softmax(logits_BPV), labels_BP[..., None],
+                                       axis=-1)[..., 0]
+    np.testing.assert_allclose(token_nll.nll, expected_BP, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(token_nll.predictions, logits_BPV.argmax(-1))
+    with pytest.raises(DlxError, match="one label per predicted position"):
+        _apply(mlm, params, ids_BT, mask_BT, masked_positions_BP=positions_BP,
+               labels_BX=labels_BP[:, :2])
+
+
 def test_fused_attention_gives_the_same_logits():
     ids_BT, mask_BT, types_BT = _batch()
     params = _init(BertForMaskedLM(CONFIG), ids_BT)

@@ -1,4 +1,5 @@
-"""The tied output layer: values and hand-written gradients against the plain `h · Eᵀ + b`."""
+"""The tied output layer: values and hand-written gradients against the plain `h · Eᵀ + b`, and
+the layer fused with the softmax cross-entropy against `losses.softmax_nll` of its logits."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlx.nn.tied_decoder import tied_logits
+from dlx.losses import softmax_nll
+from dlx.nn.tied_decoder import tied_logits, tied_softmax_nll
 
 
 def _inputs(seed=0, vocab=37, hidden=8):
@@ -50,3 +52,42 @@ def test_bfloat16_product_gives_float32_logits_and_float32_gradients():
                      argnums=(0, 1, 2))(h_BPH, table_VH, bias_V)
     assert [g.dtype for g in grads] == [jnp.float32] * 3
     chex.assert_trees_all_close(grads[2], g_BPV.sum((0, 1)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_fused_cross_entropy_equals_softmax_nll_of_the_logits(with_bias):
+    h_BPH, table_VH, bias_V, _ = _inputs(seed=3)
+    h_NH = h_BPH.reshape(-1, h_BPH.shape[-1])
+    bias_V = bias_V if with_bias else None
+    rng = np.random.default_rng(4)
+    labels_N = jnp.asarray(rng.integers(0, table_VH.shape[0], h_NH.shape[0]))
+    g_N = jnp.asarray(rng.normal(size=h_NH.shape[0]), jnp.float32)
+    nll_N, argmax_N = tied_softmax_nll(h_NH, table_VH, bias_V, labels_N)
+    logits_NV = tied_logits(h_NH, table_VH, bias_V)
+    np.testing.assert_allclose(nll_N, softmax_nll(logits_NV, labels_N), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(argmax_N, logits_NV.argmax(-1))
+
+    def fused(h, table, bias):
+        return (g_N * tied_softmax_nll(h, table, bias, labels_N)[0]).sum()
+
+    def plain(h, table, bias):
+        logits = h @ table.T + (0.0 if bias is None else bias[None])
+        return (g_N * -jnp.take_along_axis(jax.nn.log_softmax(logits), labels_N[:, None],
+                                           axis=-1)[:, 0]).sum()
+
+    fused_grads = jax.jit(jax.grad(fused, argnums=(0, 1, 2)))(h_NH, table_VH, bias_V)
+    plain_grads = jax.grad(plain, argnums=(0, 1, 2))(h_NH, table_VH, bias_V)
+    chex.assert_trees_all_close(fused_grads, plain_grads, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_cross_entropy_in_bfloat16_products():
+    h_BPH, table_VH, bias_V, _ = _inputs(seed=5)
+    h_NH = h_BPH.reshape(-1, h_BPH.shape[-1])
+    labels_N = jnp.arange(h_NH.shape[0]) % table_VH.shape[0]
+    loss = lambda dtype: lambda h, t, b: tied_softmax_nll(h, t, b, labels_N, dtype)[0].mean()
+    value, grads = jax.value_and_grad(loss(jnp.bfloat16), argnums=(0, 1, 2))(h_NH, table_VH, bias_V)
+    value32, grads32 = jax.value_and_grad(loss(jnp.float32), argnums=(0, 1, 2))(h_NH, table_VH,
+                                                                                bias_V)
+    assert value.dtype == jnp.float32 and all(g.dtype == jnp.float32 for g in grads)
+    np.testing.assert_allclose(value, value32, rtol=2e-2)
+    chex.assert_trees_all_close(grads, grads32, rtol=5e-2, atol=5e-2)

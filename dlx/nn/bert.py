@@ -42,7 +42,7 @@ from dlx.errors import DlxError
 from dlx.nn import activations, mixed_dot
 from dlx.nn.attention import padding_mask
 from dlx.nn.dropout import Dropout
-from dlx.nn.tied_decoder import tied_logits
+from dlx.nn.tied_decoder import tied_logits, tied_softmax_nll
 from dlx.nn.transformer import Encoder, computing_in
 
 HIDDEN_ACTS = {"gelu": False, "gelu_new": True}  # Name -> approximate (tanh) GELU.
@@ -97,6 +97,14 @@ class LogitsOutput(NamedTuple):
     logits: jax.Array
 
 
+class TokenNll(NamedTuple):
+    """The MLM head given labels (B, X): `nll` (B, X) float32 = -log softmax(logits)[label] and
+    `predictions` (B, X), each position's top token, from the decoder fused with the softmax
+    cross-entropy (`dlx.nn.tied_decoder.tied_softmax_nll`); no (B, X, V) logits are built."""
+    nll: jax.Array
+    predictions: jax.Array
+
+
 class BertEmbeddings(nn.Module):
     """`(input_ids_BT, token_type_ids_BT)` -> float32 `LN(word + position + token type)` (B, T, H).
 
@@ -129,6 +137,13 @@ class BertEmbeddings(nn.Module):
         """`h_BXH` -> float32 `h · word_tableᵀ + bias_V` (B, X, V), the product in `dtype`: the
         tied MLM decoder."""
         return tied_logits(h_BXH, self.word_embeddings.embedding, bias_V, self.dtype)
+
+    def attend_nll(self, h_BXH: jax.Array, bias_V: jax.Array, labels_BX: jax.Array) -> TokenNll:
+        """The tied decoder fused with the softmax cross-entropy of `labels_BX`: see `TokenNll`."""
+        nll_N, predictions_N = tied_softmax_nll(h_BXH.reshape(-1, h_BXH.shape[-1]),
+                                                self.word_embeddings.embedding, bias_V,
+                                                labels_BX.reshape(-1), self.dtype)
+        return TokenNll(nll_N.reshape(labels_BX.shape), predictions_N.reshape(labels_BX.shape))
 
 
 class BertModel(nn.Module):
@@ -180,9 +195,14 @@ class BertModel(nn.Module):
         """The tied MLM decoder `h_BXH` -> (B, X, V); see `BertEmbeddings.attend`."""
         return self.embeddings.attend(h_BXH, bias_V)
 
+    def attend_nll(self, h_BXH: jax.Array, bias_V: jax.Array, labels_BX: jax.Array) -> TokenNll:
+        """The tied MLM decoder fused with the cross-entropy; see `BertEmbeddings.attend_nll`."""
+        return self.embeddings.attend_nll(h_BXH, bias_V, labels_BX)
+
 
 class BertForMaskedLM(nn.Module):
-    """BertModel + MLM head -> logits (B, T, V), or (B, P, V) at `masked_positions_BP` only."""
+    """BertModel + MLM head -> logits (B, T, V), or (B, P, V) at `masked_positions_BP` only; given
+    `labels_BX` (B, T) or (B, P), a `TokenNll` instead (the decoder fused with the loss)."""
     config: BertConfig
     add_pooling_layer: bool = False
     dtype: jnp.dtype = jnp.float32
@@ -192,8 +212,9 @@ class BertForMaskedLM(nn.Module):
     @nn.compact
     def __call__(self, input_ids_BT: jax.Array, attention_mask_BT: jax.Array | None = None,
                  token_type_ids_BT: jax.Array | None = None,
-                 masked_positions_BP: jax.Array | None = None, *,
-                 train: bool = False) -> LogitsOutput:
+                 masked_positions_BP: jax.Array | None = None,
+                 labels_BX: jax.Array | None = None, *,
+                 train: bool = False) -> LogitsOutput | TokenNll:
         c = self.config
         bert = BertModel(c, self.add_pooling_layer, self.dtype, self.use_fused, self.remat,
                          name="bert")
@@ -207,6 +228,11 @@ class BertForMaskedLM(nn.Module):
         h_BXH = nn.LayerNorm(epsilon=c.layer_norm_eps, name="transform_norm")(
             h_BXH.astype(jnp.float32))
         output_bias_V = self.param("output_bias", nn.initializers.zeros, (c.vocab_size,))
+        if labels_BX is not None:
+            if labels_BX.shape != h_BXH.shape[:2]:
+                raise DlxError(f"labels_BX has shape {tuple(labels_BX.shape)}; expected "
+                               f"{tuple(h_BXH.shape[:2])}, one label per predicted position")
+            return bert.attend_nll(h_BXH, output_bias_V, labels_BX)
         return LogitsOutput(bert.attend(h_BXH, output_bias_V))
 
 
