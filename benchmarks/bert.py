@@ -48,6 +48,7 @@ from harness import comparison, emit, interleaved_medians, machine  # noqa: E402
 from dlx.data.mlm import masked_positions, mask_tokens  # noqa: E402
 from dlx.losses import masked_cross_entropy  # noqa: E402
 from dlx.nn.bert import BertForMaskedLM, load_hf_checkpoint  # noqa: E402
+from dlx.tasks import nll_sums  # noqa: E402
 
 if TYPE_CHECKING:  # torch and transformers are imported where used: bert_keras.py runs without.
     import transformers
@@ -120,8 +121,7 @@ def dlx_step(module: BertForMaskedLM, params: dict, batch: dict[str, np.ndarray]
                                   rngs={"dropout": key})
         if full_head:
             return masked_cross_entropy(apply().logits, labels_BX, weights_BX)
-        weights_BX = weights_BX.astype(jnp.float32)
-        return (apply(labels_BX=labels_BX).nll * weights_BX).sum() / weights_BX.sum()
+        return nll_sums(apply(labels_BX=labels_BX), labels_BX, weights_BX)[0]
 
     @functools.partial(jax.jit, donate_argnums=0)
     def train_step(state: tuple, ids_BT: jax.Array, targets: tuple) -> tuple[tuple, jax.Array]:
