@@ -21,8 +21,10 @@ def test_xor_needs_a_hidden_layer(tmp_path):
     assert (tmp_path / "m" / "curves.png").exists()
 
 
-def test_zero_and_constant_init_keep_hidden_units_identical(tmp_path):
-    runs = _runs(train_experiment(tmp_path, "init_symmetry", "--config.train.steps=1000"))
+def test_zero_and_constant_init_keep_hidden_units_identical_and_a_rerun_trains_nothing(tmp_path):
+    args = ("--config.train.steps=1000",)
+    sweep = train_experiment(tmp_path, "init_symmetry", *args)
+    runs = _runs(sweep)
     for name in ("zeros", "constant"):
         units = runs[name]["reports"]["distinct_units"]
         assert units["Dense_0"] == units["Dense_1"] == 1, (name, units)
@@ -31,6 +33,14 @@ def test_zero_and_constant_init_keep_hidden_units_identical(tmp_path):
         assert runs[name]["reports"]["distinct_units"]["Dense_0"] == 100
         assert runs[name]["eval"]["test"]["accuracy"] > 0.55, name
     assert (tmp_path / "sweep.png").exists() and (tmp_path / "he" / "curves.png").exists()
+    # The finished sweep, run again, resumes each run at its last step and trains nothing.
+    result = run_cli(*train_args(tmp_path, *args, config=str(EXPERIMENTS / "init_symmetry.py")))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("from checkpoint at step 1000") == 5
+    assert "train_loss" not in result.stderr
+    drop_time = lambda s: [{k: v for k, v in r.items() if k not in ("wall_s", "examples_per_s")}
+                           for r in s["runs"]]
+    assert drop_time(json.loads(result.stdout)) == drop_time(sweep)
 
 
 def test_optimizer_sweep_writes_one_row_and_curve_each(tmp_path):
@@ -57,19 +67,6 @@ def test_regularisation_shrinks_the_train_test_gap(tmp_path):
     for name in ("l2", "dropout", "early_stopping"):
         assert gap[name] < gap["none"] - 0.04, gap
     assert runs["early_stopping"]["early_stopping"]["stopped_early"]
-
-
-def test_a_finished_sweep_reruns_without_training(tmp_path):
-    args = ("--config.train.steps=40", "--config.train.eval_every=20",
-            "--config.train.log_every=20", "--config.train.checkpoint_every=20")
-    first = train_experiment(tmp_path, "init_symmetry", *args)
-    result = run_cli(*train_args(tmp_path, *args, config=str(EXPERIMENTS / "init_symmetry.py")))
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.count("resuming") == 5 and "step 20/40" not in result.stderr
-    second = json.loads(result.stdout)
-    drop_time = lambda s: [{k: v for k, v in r.items() if k not in ("wall_s", "examples_per_s")}
-                           for r in s["runs"]]
-    assert drop_time(second) == drop_time(first)
 
 
 @pytest.mark.parametrize("override, fragment", [

@@ -1,7 +1,9 @@
 """Meshes and sharding rules (`dlx.train.sharding`), and one tiny BERT trained under data
-parallelism, FSDP and tensor parallelism on 8 emulated devices and by two processes of 4: the
-same loss curve as one device, parameters really sharded, and an 8-device checkpoint continued on
-4 devices and on 1 as if never stopped."""
+parallelism, FSDP and tensor parallelism on 8 emulated devices and by two processes of 4
+(`launch/local_multiprocess.sh`, jax.distributed with a 127.0.0.1 coordinator): the same loss
+curve as one device, parameters really sharded, an 8-device checkpoint continued on 4 devices
+and on 1 as if never stopped, and a two-process run with one process killed resumed to the same
+curve."""
 
 import json
 
@@ -15,6 +17,7 @@ from dlx.errors import DlxError
 from dlx.train import sharding
 
 SIZES = {"data": 2, "fsdp": 4, "model": 1}
+KILL_DRIVER = str(REPO / "tests" / "kill_driver.py")
 
 
 @pytest.mark.parametrize("mesh, devices, expected", [
@@ -61,7 +64,7 @@ def test_tensor_parallel_pairs_split_heads_then_fsdp_takes_the_other_dimension()
                 (256, 64)) == PartitionSpec("model", "fsdp")
 
 
-def test_any_mesh_and_two_processes_give_the_one_device_loss_curve_and_restore_on_fewer_devices(
+def test_any_mesh_and_two_processes_give_the_one_device_curve_and_resume_on_fewer_devices(
         tmp_path):
     result = run_cli(str(tmp_path / "driver"), devices=8, timeout=600, xla_flags=FAST_COMPILE,
                      script=[str(REPO / "tests" / "sharding_driver.py")])
@@ -81,10 +84,19 @@ def test_any_mesh_and_two_processes_give_the_one_device_loss_curve_and_restore_o
     for devices in ("4", "1"):
         np.testing.assert_allclose(restored[devices], curves["fsdp8"][10:], rtol=1e-4,
                                    err_msg=f"restored on {devices}")
-    # The data(2) x fsdp(4) mesh over two processes of 4 devices each (jax.distributed).
+    # The data(2) x fsdp(4) mesh over two processes of 4 devices each (jax.distributed): process
+    # 1 is killed at step 15, which stops the run; the rerun resumes from the step-10 checkpoint
+    # to the one-process curve.
     workdir = tmp_path / "two_processes"
-    two = launch("-m", "dlx.cli", "train", "--config",
-                 str(REPO / "experiments" / "bert_mlm_tiny.py"), "--workdir", str(workdir),
-                 *TINY, *MESHES["data2_fsdp4"], "--config.train.distributed=auto")
-    assert two.returncode == 0, two.stderr[-3000:]
+    args = ("-m", "dlx.cli", "train", "--config", str(REPO / "experiments" / "bert_mlm_tiny.py"),
+            "--workdir", str(workdir), *TINY, *MESHES["data2_fsdp4"],
+            "--config.train.distributed=auto")
+    killed = launch(KILL_DRIVER, "15", "SIGKILL", str(workdir / "checkpoints" / "10"), *args[2:],
+                    DLX_KILL_ONLY_PROCESS="1")
+    assert killed.returncode != 0, killed.stderr[-3000:]
+    assert "process 1 (pid" in killed.stderr and "stopping the others" in killed.stderr
+    assert not (workdir / "summary.json").exists()
+    resumed = launch(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "from checkpoint at step 10" in resumed.stderr
     np.testing.assert_allclose(train_losses(workdir), curves["data2_fsdp4"], rtol=1e-4)
