@@ -1,8 +1,8 @@
 """Trains a tiny BERT under several meshes of 8 emulated devices and restores across topologies.
 
 `sharding_driver.py WORKDIR`; prints one JSON line with, per mesh, the train-loss curve and the
-PartitionSpec of two kernels, and the losses of steps 11-20 after restoring the 8-device (FSDP)
-step-10 checkpoint on 4 and on 1 device.
+PartitionSpec of two kernels, the losses of steps 11-20 after restoring the 8-device (FSDP)
+step-10 checkpoint on 4 and on 1 device, and how the FSDP state was initialised.
 """
 
 import json
@@ -11,6 +11,7 @@ import shutil
 import sys
 
 import jax
+import numpy as np
 
 from dlx import config as config_lib
 from dlx.train import loop
@@ -50,9 +51,32 @@ def train(workdir: pathlib.Path, extra: list[str]) -> tuple[list[float], dict]:
     return [row["train_loss"] for row in rows if "train_loss" in row], specs
 
 
+def sharded_init(workdir: pathlib.Path) -> dict:
+    """Whether the fsdp(8) runner initialises the state as one traced program (each device
+    writing its own shards) and how far its values are from the op-by-op initialisation."""
+    config = config_lib.build(str(REPO / "experiments" / "bert_mlm_tiny.py"),
+                              TINY + MESHES["fsdp8"])
+    run = loop.build(config, workdir)
+    traced = []
+
+    def init(pretrained):
+        state = run.init_state(pretrained)
+        traced.append(isinstance(state.step, jax.core.Tracer))
+        return state
+
+    state = run.runner.init_state(init, run.pretrained)
+    eager = run.init_state(run.pretrained)
+    diffs = jax.tree.map(lambda a, b: float(abs(np.asarray(a, np.float64) - np.asarray(b)).max()),
+                         state.params, eager.params)
+    return {"traced": traced, "max_abs_diff": max(jax.tree.leaves(diffs)),
+            "sharded_like_training": jax.tree.leaves(jax.tree.map(
+                lambda leaf, target: leaf.sharding == target, state, run.runner.state_sharding))}
+
+
 def main() -> None:
     root = pathlib.Path(sys.argv[1])
-    report = {"devices": jax.local_device_count(), "curves": {}, "specs": {}, "restored": {}}
+    report = {"devices": jax.local_device_count(), "curves": {}, "specs": {}, "restored": {},
+              "sharded_init": sharded_init(root / "sharded_init")}
     for name, extra in MESHES.items():
         report["curves"][name], report["specs"][name] = train(root / name, extra)
     # The FSDP run's step-10 checkpoint, continued on 4 devices and on 1.

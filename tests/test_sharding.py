@@ -80,6 +80,11 @@ def test_any_mesh_and_two_processes_give_the_one_device_curve_and_resume_on_fewe
     assert specs["fsdp8"] == {"intermediate": [None, "fsdp"], "word_embeddings": ["fsdp", None]}
     assert specs["data2_fsdp4"] == specs["fsdp8"]
     assert specs["data2_model4"]["intermediate"] == [None, "model"]
+    # The FSDP state is initialised in place, shard by shard, as one program (no device ever
+    # holds all of it), to the values of the op-by-op initialisation up to float rounding.
+    init = report["sharded_init"]
+    assert init["traced"] == [True] and all(init["sharded_like_training"])
+    assert init["max_abs_diff"] < 1e-6
     restored = report["restored"]
     for devices in ("4", "1"):
         np.testing.assert_allclose(restored[devices], curves["fsdp8"][10:], rtol=1e-4,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
@@ -181,17 +179,22 @@ def _gnn_graph(model_config: ml_collections.ConfigDict, num_outputs: int,
                            dropout=model_config.dropout)
 
 
-def pretrained(model_config: ml_collections.ConfigDict) -> Callable[[dict], dict]:
-    """`fresh params -> params` with the weights of `model.init_from` in place, read from disk
-    once, here, for models that start from a checkpoint (`bert_classifier` with
-    `model.pretrained`); the identity for the others. The BERT body is loaded, and the pooler too
-    when the checkpoint has one; the classifier (and a pooler the checkpoint lacks) keep their
-    fresh initialisation, as in transformers."""
+def pretrained_weights(model_config: ml_collections.ConfigDict) -> dict:
+    """The weights a model starts from, read from disk once, here: for `bert_classifier` with
+    `model.pretrained`, `{"bert": body}` with the BERT body of `model.init_from` (and its pooler
+    when the checkpoint has one); `{}` for the others. `with_pretrained` puts them in place."""
     if model_config.name != "bert_classifier" or not model_config.pretrained:
-        return lambda params: params
+        return {}
     from dlx.nn.bert import BertModel, load_hf_checkpoint
     _, _, body = load_hf_checkpoint(model_config.init_from, BertModel)
-    return lambda params: {**params, "bert": {**params["bert"], **body}}
+    return {"bert": body}
+
+
+def with_pretrained(params: dict, weights: dict) -> dict:
+    """Fresh `params` with each subtree of `weights` (from `pretrained_weights`) merged into the
+    one of the same name; the rest (the classifier, a pooler the checkpoint lacks) keeps its fresh
+    initialisation, as in transformers."""
+    return {**params, **{name: {**params[name], **subtree} for name, subtree in weights.items()}}
 
 
 MODELS = {"mlp": _mlp, "conv1d": _conv1d, "simple_cnn": _simple_cnn, "rnn": _rnn,

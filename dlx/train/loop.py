@@ -42,7 +42,8 @@ class Run:
     runner: Any
     checkpointer: Checkpointer
     abstract_state: Any
-    init_state: Callable[[], TrainState]
+    init_state: Callable[[dict], TrainState]  # Of `pretrained`.
+    pretrained: dict
     eval_splits: tuple[str, ...]
 
 
@@ -93,25 +94,26 @@ def build(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Run:
                          axis_name="batch" if parallel == "pmap" else None)
     task = tasks.build(config, model, splits.metadata)
     sample = {k: v[:1] for k, v in splits.train.items()}
-    load_pretrained = nn_lib.pretrained(config.model)  # Outside init_state, which is traced twice.
+    # Read from disk once, here, and passed in: init_state is traced more than once.
+    pretrained = nn_lib.pretrained_weights(config.model)
 
-    def init_state() -> TrainState:
+    def init_state(pretrained: dict) -> TrainState:
         init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
         params, batch_stats = task.init(init_rng, sample)
-        params = load_pretrained(params)
+        params = nn_lib.with_pretrained(params, pretrained)
         # A task that updates several players in turn keeps one optimiser state per player.
         init_opt_state = getattr(task, "init_opt_state", None)
         opt_state = tx.init(params) if init_opt_state is None else init_opt_state(tx, params)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
                           batch_stats=batch_stats, rng=train_rng)
 
-    state_shape = jax.eval_shape(init_state)
+    state_shape = jax.eval_shape(init_state, pretrained)
     runner = make_runner(parallel, devices, task, tx, config.optim.accumulate_steps,
                          state_shape=state_shape, mesh=config.train.mesh.to_dict(),
                          fsdp_min_size=config.train.fsdp_min_size)
     abstract_state = abstract_like(state_shape, runner.state_sharding)
     checkpointer = Checkpointer(workdir / "checkpoints", config.train.keep_checkpoints)
-    return Run(config, splits, task, runner, checkpointer, abstract_state, init_state,
+    return Run(config, splits, task, runner, checkpointer, abstract_state, init_state, pretrained,
                config_lib.names(config.train.eval_splits))
 
 
@@ -190,7 +192,7 @@ class _Window:
 def _restore_or_init(run: Run):
     restored = run.checkpointer.restore(run.abstract_state, quarantine=True)
     if restored is None:
-        return run.runner.place_state(run.init_state()), {}
+        return run.runner.init_state(run.init_state, run.pretrained), {}
     step, state, meta = restored
     print(f"resuming {run.config.name} from checkpoint at step {step}", file=sys.stderr, flush=True)
     return run.runner.place_state(state), meta

@@ -7,7 +7,7 @@ whatever the mesh.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,17 @@ class JitRunner:
         self._eval = jax.jit(functools.partial(steps.eval_step, task=task),
                              in_shardings=(self.state_sharding, self.batch_sharding),
                              out_shardings=self.replicated)
+
+    def init_state(self, init: Callable[..., Any], *args: Any) -> Any:
+        """`init(*args)` laid out as `state_sharding`. Over several devices it runs as one jitted
+        program that writes each device's shards in place, so no device ever holds the whole
+        state (FSDP's point: a model larger than one device). On one device it runs op by op, as
+        before, keeping the float rounding the experiments' recorded results were made with."""
+        if self.mesh.size == 1:
+            return self.place_state(init(*args))
+        if jax.process_count() > 1:
+            args = jax.tree.map(lambda x: _global_array(x, self.replicated), args)
+        return jax.jit(init, out_shardings=self.state_sharding)(*args)
 
     def place_state(self, state: Any) -> Any:
         if jax.process_count() == 1:
@@ -103,6 +114,10 @@ class PmapRunner:
             axis_name=PMAP_AXIS, devices=self.devices, donate_argnums=0)
         self._eval = jax.pmap(functools.partial(steps.eval_step, task=task, axis_name=PMAP_AXIS),
                               axis_name=PMAP_AXIS, devices=self.devices)
+
+    def init_state(self, init: Callable[..., Any], *args: Any) -> Any:
+        """`init(*args)`, one copy per device."""
+        return self.place_state(init(*args))
 
     def place_state(self, state: Any) -> Any:
         n = len(self.devices)
