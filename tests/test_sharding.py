@@ -105,3 +105,4 @@ def test_any_mesh_and_two_processes_give_the_one_device_curve_and_resume_on_fewe
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "from checkpoint at step 10" in resumed.stderr
     np.testing.assert_allclose(train_losses(workdir), curves["data2_fsdp4"], rtol=1e-4)
+    assert json.loads((workdir / "summary.json").read_text())["final_step"] == 20

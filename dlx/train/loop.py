@@ -42,7 +42,7 @@ class Run:
     runner: Any
     checkpointer: Checkpointer
     abstract_state: Any
-    init_state: Callable[[dict], TrainState]  # Of `pretrained`.
+    init_state: Callable[[dict], TrainState]  # A fresh state from the `pretrained` weights.
     pretrained: dict
     eval_splits: tuple[str, ...]
 

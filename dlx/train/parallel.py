@@ -47,8 +47,9 @@ class JitRunner:
     def init_state(self, init: Callable[..., Any], *args: Any) -> Any:
         """`init(*args)` laid out as `state_sharding`. Over several devices it runs as one jitted
         program that writes each device's shards in place, so no device ever holds the whole
-        state (FSDP's point: a model larger than one device). On one device it runs op by op, as
-        before, keeping the float rounding the experiments' recorded results were made with."""
+        state (FSDP's point: a model larger than one device). On one device it runs op by op:
+        jitted, XLA rounds some initialisers one ulp apart from the values the experiments'
+        recorded results were made with."""
         if self.mesh.size == 1:
             return self.place_state(init(*args))
         if jax.process_count() > 1:
