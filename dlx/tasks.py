@@ -30,7 +30,7 @@ from dlx.data import mlm
 from dlx.errors import DlxError
 
 if TYPE_CHECKING:
-    from dlx.nn.bert import TokenNll
+    from dlx.nn.tied_decoder import TokenNll
 
 Batch = dict[str, jax.Array]
 # `augment(rng, x_B...) -> x_B...`: a random transform of the training inputs, run inside the step.
@@ -207,13 +207,12 @@ def summarize_lm(sums: dict[str, float]) -> dict[str, float]:
     return {**means, "perplexity": math.exp(min(means["loss"], 700.0))}
 
 
-def prediction_sums(logits_BXV: jax.Array, labels_BX: jax.Array, weights_BX: jax.Array, *,
-                    fused_backward: bool = False):
+def prediction_sums(logits_BXV: jax.Array, labels_BX: jax.Array, weights_BX: jax.Array):
     """(mean cross-entropy, sums `loss`, `correct`, `count`) of the predictions (rows, masked or
-    next tokens) where `weights_BX` is True; `fused_backward`: see `losses.cross_entropy_sum`."""
+    next tokens) where `weights_BX` is True."""
     vocab = logits_BXV.shape[-1]
     loss_sum = losses.cross_entropy_sum(logits_BXV.reshape(-1, vocab), labels_BX.reshape(-1),
-                                        weights_BX.reshape(-1), fused_backward=fused_backward)
+                                        weights_BX.reshape(-1))
     return _token_sums(loss_sum, logits_BXV.argmax(-1) == labels_BX, weights_BX)
 
 
@@ -300,7 +299,8 @@ class CausalLM:
     """Next-token prediction: position t of `input_ids` (B, T) predicts token t + 1.
 
     `attention_mask` (B, T) marks real tokens; a target counts when it is real. The model takes
-    `(input_ids, attention_mask)` and returns logits (B, T, V).
+    `(input_ids, attention_mask, labels)` with `labels` the next tokens (B, T - 1) and returns a
+    `TokenNll` of positions 0 … T - 2 (its output layer fused with the loss, as `dlx.nn.gpt.GPT`).
     """
     model: nn.Module
 
@@ -312,11 +312,11 @@ class CausalLM:
     def loss(self, params, batch_stats, batch: Batch, rng: jax.Array, train: bool):
         """Mean next-token cross-entropy and sums (`loss`, `correct`, `count` = targets)."""
         real_BT = _real_rows(batch, batch["attention_mask"].astype(bool))
-        logits_BTV = self.model.apply({"params": params}, batch["input_ids"],
-                                      batch["attention_mask"], train=train,
-                                      rngs={"dropout": rng})
-        loss, sums = prediction_sums(logits_BTV[:, :-1], batch["input_ids"][:, 1:], real_BT[:, 1:],
-                                     fused_backward=True)
+        next_BX = batch["input_ids"][:, 1:]
+        token_nll = self.model.apply({"params": params}, batch["input_ids"],
+                                     batch["attention_mask"], next_BX, train=train,
+                                     rngs={"dropout": rng})
+        loss, sums = nll_sums(token_nll, next_BX, real_BT[:, 1:])
         return loss, (sums, batch_stats)
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:

@@ -127,3 +127,26 @@ def test_dropout_only_in_train_mode(params):
     np.testing.assert_array_equal(eval_a, eval_b)
     np.testing.assert_allclose(eval_a, _apply(params, ids), atol=1e-6)
     assert not np.allclose(train_a, eval_a)
+
+
+def test_labels_give_the_next_token_cross_entropy_argmax_and_gradient_of_the_logits(params):
+    ids_BT = _ids(5, (B, T))
+    labels_BX = ids_BT[:, 1:]
+
+    def reference(p):
+        logits_BXV = GPT_TINY.apply({"params": p}, ids_BT)[:, :-1]
+        nll_BX = -jnp.take_along_axis(jax.nn.log_softmax(logits_BXV), labels_BX[..., None],
+                                      axis=-1)[..., 0]
+        return nll_BX.sum(), (nll_BX, logits_BXV.argmax(-1))
+
+    def fused(p):
+        out = GPT_TINY.apply({"params": p}, ids_BT, None, labels_BX)
+        return out.nll.sum(), (out.nll, out.predictions)
+
+    (_, (want_nll, want_top)), want_grads = jax.value_and_grad(reference, has_aux=True)(params)
+    (_, (nll, top)), grads = jax.jit(jax.value_and_grad(fused, has_aux=True))(params)
+    chex.assert_trees_all_close(nll, want_nll, atol=1e-5)
+    np.testing.assert_array_equal(top, want_top)
+    chex.assert_trees_all_close(grads, want_grads, atol=1e-6, rtol=1e-4)
+    with pytest.raises(DlxError, match=r"labels_BX has shape \(2, 8\); expected \(batch, X\)"):
+        GPT_TINY.apply({"params": params}, ids_BT, None, _ids(6, (B, T + 1)))

@@ -133,6 +133,8 @@ def test_causal_loss_predicts_the_next_real_token():
                                                           batch["input_ids"][:, 1:])
     real = batch["attention_mask"][:, 1:]
     np.testing.assert_allclose(loss, jnp.where(real, nll, 0).sum() / real.sum(), rtol=1e-5)
+    hits = jnp.where(real, logits[:, :-1].argmax(-1) == batch["input_ids"][:, 1:], False)
+    assert float(sums["correct"]) == float(hits.sum())
     assert float(sums["count"]) == 35 + 1 + 10 + 1 - 2  # Real tokens but each row's first.
     summary = task.summarize(jax.device_get(sums))
     np.testing.assert_allclose(summary["perplexity"], np.exp(summary["loss"]), rtol=1e-9)

@@ -42,7 +42,7 @@ from dlx.errors import DlxError
 from dlx.nn import activations, mixed_dot
 from dlx.nn.attention import padding_mask
 from dlx.nn.dropout import Dropout
-from dlx.nn.tied_decoder import tied_logits, tied_softmax_nll
+from dlx.nn.tied_decoder import TokenNll, tied_logits, tied_softmax_nll
 from dlx.nn.transformer import Encoder, computing_in
 
 HIDDEN_ACTS = {"gelu": False, "gelu_new": True}  # Name -> approximate (tanh) GELU.
@@ -95,14 +95,6 @@ class BertOutput(NamedTuple):
 class LogitsOutput(NamedTuple):
     """`logits`: (B, T, V) or (B, P, V) from the MLM head, (B, num_labels) from a classifier."""
     logits: jax.Array
-
-
-class TokenNll(NamedTuple):
-    """The MLM head given labels (B, X): `nll` (B, X) float32 = -log softmax(logits)[label] and
-    `predictions` (B, X), each position's top token, from the decoder fused with the softmax
-    cross-entropy (`dlx.nn.tied_decoder.tied_softmax_nll`); no (B, X, V) logits are built."""
-    nll: jax.Array
-    predictions: jax.Array
 
 
 class BertEmbeddings(nn.Module):

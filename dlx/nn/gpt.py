@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from dlx.errors import DlxError
 from dlx.nn.attention import padding_mask
-from dlx.nn.tied_decoder import tied_logits
+from dlx.nn.tied_decoder import TokenNll, tied_logits, tied_softmax_nll
 from dlx.nn.transformer import Decoder, computing_in
 
 DTYPES = (jnp.float32, jnp.bfloat16)
@@ -38,7 +38,10 @@ _init = nn.initializers.normal(0.02)
 class GPT(nn.Module):
     """`input_ids_BT` (+ `attention_mask_BT`, 1 real / 0 pad) -> float32 logits (B, T, V).
 
-    Position t's logits predict token t + 1 from tokens 0 … t only. `use_fused` runs attention
+    Position t's logits predict token t + 1 from tokens 0 … t only. Given `labels_BX` (B, X),
+    X <= T, the labels of positions 0 … X - 1 (the next tokens: `input_ids_BT[:, 1:]`), it returns
+    a `TokenNll` of those positions instead, the output layer fused with the softmax
+    cross-entropy (`dlx.nn.tied_decoder.tied_softmax_nll`, no (B, X, V) logits). `use_fused` runs attention
     through `jax.nn.dot_product_attention`, which has no attention dropout, so training then
     needs `attention_dropout=0`. `dtype` is the compute dtype (params stay float32); `remat`
     recomputes each block's activations in the backward pass (`nn.remat`).
@@ -56,8 +59,9 @@ class GPT(nn.Module):
     remat: bool = False
 
     @nn.compact
-    def __call__(self, input_ids_BT: jax.Array, attention_mask_BT: jax.Array | None = None, *,
-                 train: bool = False) -> jax.Array:
+    def __call__(self, input_ids_BT: jax.Array, attention_mask_BT: jax.Array | None = None,
+                 labels_BX: jax.Array | None = None, *,
+                 train: bool = False) -> jax.Array | TokenNll:
         if input_ids_BT.ndim != 2:
             raise DlxError(f"GPT input_ids has shape {tuple(input_ids_BT.shape)}; expected "
                            f"(batch, length)")
@@ -80,5 +84,14 @@ class GPT(nn.Module):
             use_fused=self.use_fused, num_layers=self.num_layers, positions="learned",
             max_length=self.max_length, remat=self.remat, name="decoder")
         h_BTM = decoder(embed(input_ids_BT), mask=mask, train=train)
-        return tied_logits(h_BTM, embed.embedding, dtype=self.dtype)
+        if labels_BX is None:
+            return tied_logits(h_BTM, embed.embedding, dtype=self.dtype)
+        if (labels_BX.ndim != 2 or labels_BX.shape[0] != input_ids_BT.shape[0]
+                or labels_BX.shape[1] > input_ids_BT.shape[1]):
+            raise DlxError(f"GPT labels_BX has shape {tuple(labels_BX.shape)}; expected (batch, "
+                           f"X) with X <= the input length {input_ids_BT.shape[1]}")
+        h_XM = h_BTM[:, :labels_BX.shape[1]].reshape(-1, h_BTM.shape[-1])
+        nll_X, predictions_X = tied_softmax_nll(h_XM, embed.embedding, None, labels_BX.reshape(-1),
+                                                self.dtype)
+        return TokenNll(nll_X.reshape(labels_BX.shape), predictions_X.reshape(labels_BX.shape))
 

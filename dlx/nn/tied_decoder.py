@@ -19,9 +19,18 @@ difference of two near-equal terms, exact to float32 rounding of their size.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+
+class TokenNll(NamedTuple):
+    """A tied output layer given labels (B, X): `nll` (B, X) float32 = -log softmax(logits)[label]
+    and `predictions` (B, X), each position's top token, from `tied_softmax_nll`; no (B, X, V)
+    logits are built (BERT's MLM head and GPT's output layer return it)."""
+    nll: jax.Array
+    predictions: jax.Array
 
 
 def tied_logits(h_XH: jax.Array, table_VH: jax.Array, bias_V: jax.Array | None = None,
