@@ -41,10 +41,10 @@ class GPT(nn.Module):
     Position t's logits predict token t + 1 from tokens 0 … t only. Given `labels_BX` (B, X),
     X <= T, the labels of positions 0 … X - 1 (the next tokens: `input_ids_BT[:, 1:]`), it returns
     a `TokenNll` of those positions instead, the output layer fused with the softmax
-    cross-entropy (`dlx.nn.tied_decoder.tied_softmax_nll`, no (B, X, V) logits). `use_fused` runs attention
-    through `jax.nn.dot_product_attention`, which has no attention dropout, so training then
-    needs `attention_dropout=0`. `dtype` is the compute dtype (params stay float32); `remat`
-    recomputes each block's activations in the backward pass (`nn.remat`).
+    cross-entropy (`dlx.nn.tied_decoder.tied_softmax_nll`, no (B, X, V) logits). `use_fused`
+    runs attention through `jax.nn.dot_product_attention`, which has no attention dropout, so
+    training then needs `attention_dropout=0`. `dtype` is the compute dtype (params stay
+    float32); `remat` recomputes each block's activations in the backward pass (`nn.remat`).
     """
     vocab_size: int
     hidden_size: int = 128
