@@ -42,7 +42,7 @@ from dlx.errors import DlxError
 from dlx.nn import activations, mixed_dot
 from dlx.nn.attention import padding_mask
 from dlx.nn.dropout import Dropout
-from dlx.nn.tied_decoder import TokenNll, tied_logits, tied_softmax_nll
+from dlx.nn.tied_decoder import TokenNll, tied_logits, tied_token_nll
 from dlx.nn.transformer import Encoder, computing_in
 
 HIDDEN_ACTS = {"gelu": False, "gelu_new": True}  # Name -> approximate (tanh) GELU.
@@ -132,10 +132,8 @@ class BertEmbeddings(nn.Module):
 
     def attend_nll(self, h_BXH: jax.Array, bias_V: jax.Array, labels_BX: jax.Array) -> TokenNll:
         """The tied decoder fused with the softmax cross-entropy of `labels_BX`: see `TokenNll`."""
-        nll_N, predictions_N = tied_softmax_nll(h_BXH.reshape(-1, h_BXH.shape[-1]),
-                                                self.word_embeddings.embedding, bias_V,
-                                                labels_BX.reshape(-1), self.dtype)
-        return TokenNll(nll_N.reshape(labels_BX.shape), predictions_N.reshape(labels_BX.shape))
+        return tied_token_nll(h_BXH, self.word_embeddings.embedding, bias_V, labels_BX,
+                              self.dtype)
 
 
 class BertModel(nn.Module):

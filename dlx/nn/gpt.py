@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from dlx.errors import DlxError
 from dlx.nn.attention import padding_mask
-from dlx.nn.tied_decoder import TokenNll, tied_logits, tied_softmax_nll
+from dlx.nn.tied_decoder import TokenNll, tied_logits, tied_token_nll
 from dlx.nn.transformer import Decoder, computing_in
 
 DTYPES = (jnp.float32, jnp.bfloat16)
@@ -90,8 +90,6 @@ class GPT(nn.Module):
                 or labels_BX.shape[1] > input_ids_BT.shape[1]):
             raise DlxError(f"GPT labels_BX has shape {tuple(labels_BX.shape)}; expected (batch, "
                            f"X) with X <= the input length {input_ids_BT.shape[1]}")
-        h_XM = h_BTM[:, :labels_BX.shape[1]].reshape(-1, h_BTM.shape[-1])
-        nll_X, predictions_X = tied_softmax_nll(h_XM, embed.embedding, None, labels_BX.reshape(-1),
-                                                self.dtype)
-        return TokenNll(nll_X.reshape(labels_BX.shape), predictions_X.reshape(labels_BX.shape))
+        return tied_token_nll(h_BTM[:, :labels_BX.shape[1]], embed.embedding, None, labels_BX,
+                              self.dtype)
 

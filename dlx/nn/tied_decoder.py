@@ -83,6 +83,14 @@ def tied_softmax_nll(h_NH: jax.Array, table_VH: jax.Array, bias_V: jax.Array | N
     return _tied_softmax_nll(jnp.dtype(dtype), h_NH, table_VH, bias_V, labels_N)
 
 
+def tied_token_nll(h_BXH: jax.Array, table_VH: jax.Array, bias_V: jax.Array | None,
+                   labels_BX: jax.Array, dtype: jnp.dtype = jnp.float32) -> TokenNll:
+    """`tied_softmax_nll` over the (B, X) positions of `h_BXH` and `labels_BX`, as a `TokenNll`."""
+    nll_N, predictions_N = tied_softmax_nll(h_BXH.reshape(-1, h_BXH.shape[-1]), table_VH, bias_V,
+                                            labels_BX.reshape(-1), dtype)
+    return TokenNll(nll_N.reshape(labels_BX.shape), predictions_N.reshape(labels_BX.shape))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _tied_softmax_nll(dtype, h_NH, table_VH, bias_V, labels_N):
     return _nll_forward(dtype, h_NH, table_VH, bias_V, labels_N)[0]
