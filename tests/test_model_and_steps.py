@@ -9,7 +9,7 @@ import pytest
 
 from dlx import losses, tasks
 from dlx.nn.mlp import MLP
-from dlx.train import steps
+from dlx.train import parallel, steps
 from dlx.train.state import TrainState
 
 
@@ -103,6 +103,21 @@ def test_train_step_equals_a_hand_written_optax_update():
     chex.assert_trees_all_close(new_state.params, expected, rtol=1e-5, atol=1e-7)
     chex.assert_trees_all_close(sums["loss"] / sums["count"], loss(state.params), rtol=1e-6)
     assert int(new_state.step) == 1
+
+
+def test_metric_sums_come_out_of_the_step_as_one_vector_with_the_same_values():
+    task = tasks.Classification(MLP(features=(16,), num_outputs=10))
+    batch = _batch(jax.random.PRNGKey(0))
+    state = _state(task, optax.sgd(0.1), batch)
+    sums = jax.jit(lambda s, b: steps.eval_step(s, b, task=task))(state, batch)
+    stacked = jax.jit(lambda s, b: parallel.MetricSums.stack(steps.eval_step(s, b, task=task)))(
+        state, batch)
+    assert sorted(stacked.keys) == sorted(sums) and stacked.values.shape == (len(sums),)
+    assert len(sums) == 33  # loss, correct, count and tp/pred/true of each of the 10 classes.
+    assert stacked.to_host() == {key: float(value) for key, value in sums.items()}
+    # Integer sums become float32, exactly below 2**24.
+    assert parallel.MetricSums.stack({"count": jnp.int32(2**24 - 1)}).to_host() == {
+        "count": 2**24 - 1}
 
 
 def test_loss_falls_on_a_tiny_batch():

@@ -124,9 +124,8 @@ def evaluate(run: Run, state: TrainState) -> dict[str, dict[str, float]]:
         totals: dict[str, float] = {}
         for batch in eval_batches(run.splits.named(split), run.config.train.eval_batch_size,
                                   multiple_of=len(run.runner.devices)):
-            sums = jax.device_get(run.runner.eval_step(state, batch))
-            for key, value in sums.items():
-                totals[key] = totals.get(key, 0.0) + float(value)
+            for key, value in run.runner.eval_step(state, batch).to_host().items():
+                totals[key] = totals.get(key, 0.0) + value
         results[split] = run.task.summarize(totals)
     return results
 
@@ -174,12 +173,12 @@ class _Window:
             return
         step, sums = self.pending
         self.pending = None
-        host = jax.device_get(sums)
-        loss = float(host["loss"]) / max(float(host["count"]), 1.0)
+        host = sums.to_host()
+        loss = host["loss"] / max(host["count"], 1.0)
         if not math.isfinite(loss):
             raise FloatingPointError(step, loss)
         for key, value in host.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+            self.sums[key] = self.sums.get(key, 0.0) + value
 
     def take(self) -> dict[str, float]:
         """Means since the last call, prefixed `train_`; resets the window."""

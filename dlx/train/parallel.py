@@ -6,6 +6,7 @@ whatever the mesh.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, Sequence
 
@@ -18,6 +19,40 @@ from dlx.errors import DlxError
 from dlx.train import sharding, steps
 
 PMAP_AXIS = "batch"
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["values"],
+                   meta_fields=["keys"])
+@dataclasses.dataclass(frozen=True)
+class MetricSums:
+    """A step's metric sums as one float32 vector `values_K` named by `keys`, so that the host
+    fetches one array per step rather than one per metric (33 for a 10-class classifier)."""
+
+    keys: tuple[str, ...]
+    values: jax.Array
+
+    @classmethod
+    def stack(cls, sums: dict[str, jax.Array]) -> MetricSums:
+        """Scalar sums (inside the step) -> MetricSums."""
+        keys = tuple(sums)
+        return cls(keys, jnp.stack([jnp.asarray(sums[key], jnp.float32) for key in keys]))
+
+    def to_host(self) -> dict[str, float]:
+        """Waits for the values and returns them as `{key: float}`."""
+        return dict(zip(self.keys, np.asarray(jax.device_get(self.values)).tolist()))
+
+
+def _train_step(**kwargs: Any) -> Callable[..., Any]:
+    """`steps.train_step` bound to `kwargs`, returning `(state, MetricSums)`."""
+    def step(state, batch):
+        state, sums = steps.train_step(state, batch, **kwargs)
+        return state, MetricSums.stack(sums)
+    return step
+
+
+def _eval_step(**kwargs: Any) -> Callable[..., Any]:
+    """`steps.eval_step` bound to `kwargs`, returning `MetricSums`."""
+    return lambda state, batch: MetricSums.stack(steps.eval_step(state, batch, **kwargs))
 
 
 class JitRunner:
@@ -35,12 +70,11 @@ class JitRunner:
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
         self.batch_sharding = sharding.batch_sharding(self.mesh)
         self.state_sharding = sharding.state_shardings(state_shape, self.mesh, fsdp_min_size)
-        self._train = jax.jit(functools.partial(steps.train_step, task=task, tx=tx,
-                                                accumulate_steps=accumulate_steps),
+        self._train = jax.jit(_train_step(task=task, tx=tx, accumulate_steps=accumulate_steps),
                               in_shardings=(self.state_sharding, self.batch_sharding),
                               out_shardings=(self.state_sharding, self.replicated),
                               donate_argnums=0)
-        self._eval = jax.jit(functools.partial(steps.eval_step, task=task),
+        self._eval = jax.jit(_eval_step(task=task),
                              in_shardings=(self.state_sharding, self.batch_sharding),
                              out_shardings=self.replicated)
 
@@ -109,11 +143,10 @@ class PmapRunner:
                                            state_shape)
         self.stacked = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)),
                                      PartitionSpec(PMAP_AXIS))
-        self._train = jax.pmap(
-            functools.partial(steps.train_step, task=task, tx=tx, axis_name=PMAP_AXIS,
-                              accumulate_steps=accumulate_steps),
-            axis_name=PMAP_AXIS, devices=self.devices, donate_argnums=0)
-        self._eval = jax.pmap(functools.partial(steps.eval_step, task=task, axis_name=PMAP_AXIS),
+        self._train = jax.pmap(_train_step(task=task, tx=tx, axis_name=PMAP_AXIS,
+                                           accumulate_steps=accumulate_steps),
+                               axis_name=PMAP_AXIS, devices=self.devices, donate_argnums=0)
+        self._eval = jax.pmap(_eval_step(task=task, axis_name=PMAP_AXIS),
                               axis_name=PMAP_AXIS, devices=self.devices)
 
     def init_state(self, init: Callable[..., Any], *args: Any) -> Any:
@@ -134,10 +167,15 @@ class PmapRunner:
 
     def train_step(self, state, batch):
         state, sums = self._train(state, self.place_batch(batch))
-        return state, jax.tree.map(lambda x: x[0], sums)
+        return state, _first_device(sums)
 
     def eval_step(self, state, batch):
-        return jax.tree.map(lambda x: x[0], self._eval(state, self.place_batch(batch)))
+        return _first_device(self._eval(state, self.place_batch(batch)))
+
+
+def _first_device(sums: MetricSums) -> MetricSums:
+    """pmap's (n, K) sums, equal on every device after the psum -> device 0's (K,)."""
+    return MetricSums(sums.keys, sums.values[0])
 
 
 def make_runner(mode: str, devices: Sequence[jax.Device], task, tx, accumulate_steps: int = 1,
