@@ -2,7 +2,7 @@
 
 `sharding_driver.py WORKDIR`; prints one JSON line with, per mesh, the train-loss curve and the
 PartitionSpec of two kernels, the losses of steps 11-20 after restoring the 8-device (FSDP)
-step-10 checkpoint on 4 and on 1 device, and how the FSDP state was initialised.
+step-10 checkpoint on 4 and on 1 device, and how the FSDP and one-device states were initialised.
 """
 
 import json
@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from dlx import config as config_lib
-from dlx.train import loop
+from dlx.train import loop, parallel
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TINY = ["--config.data.corpus=gensim_lee", "--config.data.vocab_size=1000",
@@ -51,37 +51,55 @@ def train(workdir: pathlib.Path, extra: list[str]) -> tuple[list[float], dict]:
     return [row["train_loss"] for row in rows if "train_loss" in row], specs
 
 
-def sharded_init(workdir: pathlib.Path) -> dict:
-    """Whether the fsdp(8) runner initialises the state as one traced program (each device
-    writing its own shards) and how far its values are from the op-by-op initialisation."""
-    config = config_lib.build(str(REPO / "experiments" / "bert_mlm_tiny.py"),
-                              TINY + MESHES["fsdp8"])
-    run = loop.build(config, workdir)
-    traced = []
+class InitRecorder:
+    """Wraps `JitRunner.init_state` to record, per run, whether `init` was traced (one jitted
+    program writing each device's shards) or ran op by op, the initial params on the host, and
+    whether every state leaf landed on its training sharding."""
 
-    def init(pretrained):
-        state = run.init_state(pretrained)
-        traced.append(isinstance(state.step, jax.core.Tracer))
+    def __init__(self):
+        self.runs: dict[str, dict] = {}
+        self.name = ""
+        self.original = parallel.JitRunner.init_state
+        parallel.JitRunner.init_state = lambda runner, init, *args: self.init_state(
+            runner, init, *args)
+
+    def init_state(self, runner, init, *args):
+        traced = []
+
+        def recorded(*init_args):
+            state = init(*init_args)
+            traced.append(isinstance(state.step, jax.core.Tracer))
+            return state
+
+        state = self.original(runner, recorded, *args)
+        self.runs[self.name] = {
+            "traced": traced, "params": jax.device_get(state.params),
+            "sharded_like_training": jax.tree.leaves(jax.tree.map(
+                lambda leaf, target: leaf.sharding == target, state, runner.state_sharding))}
         return state
 
-    state = run.runner.init_state(init, run.pretrained)
-    eager = run.init_state(run.pretrained)
-    diffs = jax.tree.map(lambda a, b: float(abs(np.asarray(a, np.float64) - np.asarray(b)).max()),
-                         state.params, eager.params)
-    return {"traced": traced, "max_abs_diff": max(jax.tree.leaves(diffs)),
-            "sharded_like_training": jax.tree.leaves(jax.tree.map(
-                lambda leaf, target: leaf.sharding == target, state, run.runner.state_sharding))}
+    def report(self) -> dict:
+        """How the fsdp(8) run initialised its state, and how far its initial params are from
+        the one-device run's op-by-op initialisation."""
+        fsdp, single = self.runs["fsdp8"], self.runs["one_device"]
+        diffs = jax.tree.map(lambda a, b: float(abs(np.asarray(a, np.float64) - b).max()),
+                             fsdp["params"], single["params"])
+        return {"traced": fsdp["traced"], "one_device_traced": single["traced"],
+                "max_abs_diff": max(jax.tree.leaves(diffs)),
+                "sharded_like_training": fsdp["sharded_like_training"]}
 
 
 def main() -> None:
     root = pathlib.Path(sys.argv[1])
-    report = {"devices": jax.local_device_count(), "curves": {}, "specs": {}, "restored": {},
-              "sharded_init": sharded_init(root / "sharded_init")}
+    report = {"devices": jax.local_device_count(), "curves": {}, "specs": {}, "restored": {}}
+    inits = InitRecorder()
     for name, extra in MESHES.items():
         # Only the FSDP run's step-10 checkpoint is restored below; the others save at the end.
         if name != "fsdp8":
             extra = extra + ["--config.train.checkpoint_every=20"]
+        inits.name = name
         report["curves"][name], report["specs"][name] = train(root / name, extra)
+    report["sharded_init"] = inits.report()
     # The FSDP run's step-10 checkpoint, continued on 4 devices and on 1.
     for devices in (4, 1):
         workdir = root / f"restored_on_{devices}"

@@ -83,7 +83,8 @@ def test_any_mesh_and_two_processes_give_the_one_device_curve_and_resume_on_fewe
     # The FSDP state is initialised in place, shard by shard, as one program (no device ever
     # holds all of it), to the values of the op-by-op initialisation up to float rounding.
     init = report["sharded_init"]
-    assert init["traced"] == [True] and all(init["sharded_like_training"])
+    assert init["traced"] == [True] and init["one_device_traced"] == [False]
+    assert all(init["sharded_like_training"])
     assert init["max_abs_diff"] < 1e-6
     restored = report["restored"]
     for devices in ("4", "1"):
