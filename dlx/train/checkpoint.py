@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import pathlib
 import shutil
@@ -36,7 +37,10 @@ class Checkpointer:
                            "meta": ocp.JsonCheckpointHandler()})
 
     def save(self, step: int, state: Any, meta: dict) -> None:
-        """Starts an async save; the arrays are copied off the devices before this returns."""
+        """Starts an async save; the arrays are copied off the devices before this returns, and
+        `meta` is copied now: Orbax writes it in the background, while the caller goes on
+        changing its dicts (the loop's log window)."""
+        meta = copy.deepcopy(meta)
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                         meta=ocp.args.JsonSave(meta)), force=True)
 
