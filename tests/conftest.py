@@ -18,6 +18,16 @@ MLP_CONFIG = str(REPO / "experiments" / "mnist1d_mlp.py")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow(seconds)` go first, longest first: pytest-xdist deals the first quarter
+    of the tests out in turn, so the long ones run side by side from the start instead of
+    trailing at the end of the suite."""
+    def seconds(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("slow")
+        return marker.args[0] if marker else 0.0
+    items.sort(key=seconds, reverse=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def data_dir(tmp_path_factory) -> pathlib.Path:
     """A data cache shared by all xdist workers of the session (generation is atomic)."""

@@ -60,6 +60,7 @@ def test_digits_validation_carve_comes_from_train():
     assert len(carved.test["y"]) == 360
 
 
+@pytest.mark.slow(18)
 def test_digits_cnn_reaches_95_percent_in_150_steps(tmp_path):
     # Measured at 150 steps: 97.8 / 96.4 / 97.2 % for seeds 0 / 1 / 2 (the full 600: 98.6 %).
     summary = train_experiment(tmp_path, "digits_cnn", "--config.train.steps=150",

@@ -21,6 +21,7 @@ def test_xor_needs_a_hidden_layer(tmp_path):
     assert (tmp_path / "m" / "curves.png").exists()
 
 
+@pytest.mark.slow(16)
 def test_zero_and_constant_init_keep_hidden_units_identical_and_a_rerun_trains_nothing(tmp_path):
     args = ("--config.train.steps=1000",)
     sweep = train_experiment(tmp_path, "init_symmetry", *args)
@@ -43,6 +44,7 @@ def test_zero_and_constant_init_keep_hidden_units_identical_and_a_rerun_trains_n
     assert drop_time(json.loads(result.stdout)) == drop_time(sweep)
 
 
+@pytest.mark.slow(20)
 def test_optimizer_sweep_writes_one_row_and_curve_each(tmp_path):
     sweep = train_experiment(tmp_path, "optimizers_mnist1d", "--config.train.steps=300",
                              "--config.train.eval_every=100",
@@ -59,6 +61,7 @@ def test_optimizer_sweep_writes_one_row_and_curve_each(tmp_path):
     assert json.loads((tmp_path / "sweep.json").read_text()) == sweep
 
 
+@pytest.mark.slow(15)
 def test_regularisation_shrinks_the_train_test_gap(tmp_path):
     runs = _runs(train_experiment(tmp_path, "regularization_mnist1d", "--config.train.steps=1500"))
     gap = {name: row["eval"]["train"]["accuracy"] - row["eval"]["test"]["accuracy"]

@@ -193,6 +193,7 @@ def _cache_untrained_judge(config_path: str) -> None:
                    UNTRAINED_JUDGE_ACCURACY, 10, judge_config)
 
 
+@pytest.mark.slow(14)
 def test_short_gan_digits_run_writes_samples_and_resumes_to_the_same_numbers(tmp_path, capsys):
     config = str(REPO / "experiments" / "gan_digits.py")
     _cache_untrained_judge(config)

@@ -155,6 +155,7 @@ def test_config_keys_exist_with_defaults():
     assert isinstance(config, ml_collections.ConfigDict)
 
 
+@pytest.mark.slow(14)
 def test_weighting_and_balanced_batches_raise_macro_f1_on_imbalanced_mnist1d(tmp_path):
     sweep = train_experiment(tmp_path, "imbalance_mnist1d", "--config.train.steps=800",
                              "--config.train.eval_every=400", "--config.train.checkpoint_every=800")

@@ -46,6 +46,7 @@ def test_masks_follow_rows_not_batches():
     assert not np.array_equal(other.mlm_mask, whole.mlm_mask)
 
 
+@pytest.mark.slow(14)
 def test_eval_masks_are_fixed_and_train_masks_follow_the_step_rng():
     task, batch = _mlm_task(), _mlm_batch()
     params, _ = task.init(jax.random.PRNGKey(0), batch)
@@ -83,6 +84,7 @@ def test_padded_eval_rows_predict_nothing():
     assert float(head["count"]) < float(full["count"])
 
 
+@pytest.mark.slow(21)
 def test_gradient_is_the_mean_over_all_masked_tokens_of_the_global_batch():
     """Micro-batches with unequal masked-token counts still give the global token mean."""
     task, batch = _mlm_task(), _mlm_batch(rows=8, seed=1)

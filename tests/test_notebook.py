@@ -23,6 +23,7 @@ def _stdout(cell) -> str:
                    if out.get("output_type") == "stream" and out.get("name") == "stdout")
 
 
+@pytest.mark.slow(24)
 def test_quickstart_runs_and_learns(tmp_path, monkeypatch):
     # A kernelspec of this interpreter, found first through JUPYTER_PATH, so the kernel runs in
     # the same environment whatever other "python3" kernels the machine has.

@@ -29,6 +29,7 @@ CNN_BATCHNORM = ("--config.model.batchnorm=true", "--config.model.dropout=0.0",
      FAST_COMPILE),
     ("digits_cnn", CNN_BATCHNORM, "")],
     ids=["mlp_batchnorm_accumulate4", "cnn_batchnorm"])
+@pytest.mark.slow(30)
 def test_jit8_pmap8_and_one_device_agree(tmp_path, experiment, extra, xla_flags):
     result = run_cli(str(tmp_path), experiment, *STEPS, *extra, devices=8, xla_flags=xla_flags,
                      script=[str(REPO / "tests" / "equivalence_driver.py")])

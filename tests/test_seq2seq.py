@@ -327,6 +327,7 @@ def test_registry_builds_both_models_and_the_task_needs_pair_data():
         tasks.build(run_config, model, {})
 
 
+@pytest.mark.slow(26)
 def test_short_reversal_run_learns_resumes_and_plots_attention(tmp_path, capsys):
     args = ["train", "--config", str(REPO / "experiments" / "seq2seq_reverse.py"),
             "--workdir", str(tmp_path), "--config.data.max_length=8",

@@ -83,6 +83,7 @@ def test_registry_builds_the_rnn_classifier():
         nn_lib.build(config, num_outputs=10)
 
 
+@pytest.mark.slow(14)
 def test_bidirectional_lstm_learns_the_temporal_order_with_lengths(tmp_path):
     summary = train_experiment(tmp_path, "sequence_lstm", "--config.train.steps=200",
                                "--config.train.eval_every=200", "--config.data.num_train=5000",

@@ -64,6 +64,7 @@ def test_tensor_parallel_pairs_split_heads_then_fsdp_takes_the_other_dimension()
                 (256, 64)) == PartitionSpec("model", "fsdp")
 
 
+@pytest.mark.slow(120)
 def test_any_mesh_and_two_processes_give_the_one_device_curve_and_resume_on_fewer_devices(
         tmp_path):
     result = run_cli(str(tmp_path / "driver"), devices=8, timeout=600, xla_flags=FAST_COMPILE,
