@@ -39,7 +39,7 @@ class MetricSums:
 
     def to_host(self) -> dict[str, float]:
         """Waits for the values and returns them as `{key: float}`."""
-        return dict(zip(self.keys, np.asarray(jax.device_get(self.values)).tolist()))
+        return dict(zip(self.keys, jax.device_get(self.values).tolist()))
 
 
 def _train_step(**kwargs: Any) -> Callable[..., Any]:
