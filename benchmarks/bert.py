@@ -4,18 +4,19 @@ A train step is forward + backward + AdamW (lr 1e-4, weight decay 0.01) in train
 active in both) on the same batch and, through `save_pretrained` + `load_hf_checkpoint`, the same
 starting weights. The batch is random non-special token ids, all positions real, 15 % masked once
 on the host with BERT's 80/10/10 rule (`dlx.data.mlm.mask_tokens`, at most `--max-predictions` per
-row). The dlx step is jitted with the train state donated and blocked on; it runs the MLM head only
-at the gathered masked positions (`masked_positions_BP`), its decoder fused with the cross-entropy
-(`labels_BX`: per-token losses, no logits), as `dlx train` does. HF's `BertForMaskedLM` gets
-`labels` that are -100 except at the masked positions, so it projects every position onto the
-vocabulary: that difference is part of what is compared; `--dlx-full-head` adds a dlx step that
-does the same, to separate the two. Peers: HF eager with `torch.optim.AdamW` and torch's default
-intra-op threads, and the same under `torch.compile` (its compile time is reported; a failure or a
-compile past `--compile-timeout` seconds is reported in the JSON line instead of a ratio). `--bf16`
-adds both sides in bfloat16 mixed precision (dlx `dtype=bfloat16`, HF's forward under
-`torch.autocast`; float32 weights and AdamW on both). KerasHub's JAX `BertMaskedLM`, the issue's
-other peer, needs tensorflow-text: `benchmarks/bert_keras.py` runs it in its own environment. One
-JSON line per comparison (`benchmarks/harness.py`).
+row). The dlx step is jitted as `dlx train` jits its steps (`dlx.train.cpu_heaps`: on CPU, its
+temporaries in heaps of at most 4 MiB), with the train state donated and blocked on; it runs the
+MLM head only at the gathered masked positions (`masked_positions_BP`), its decoder fused with the
+cross-entropy (`labels_BX`: per-token losses, no logits), as `dlx train` does. HF's
+`BertForMaskedLM` gets `labels` that are -100 except at the masked positions, so it projects every
+position onto the vocabulary: that difference is part of what is compared; `--dlx-full-head` adds a
+dlx step that does the same, to separate the two. Peers: HF eager with `torch.optim.AdamW` and
+torch's default intra-op threads, and the same under `torch.compile` (its compile time is reported;
+a failure or a compile past `--compile-timeout` seconds is reported in the JSON line instead of a
+ratio). `--bf16` adds both sides in bfloat16 mixed precision (dlx `dtype=bfloat16`, HF's forward
+under `torch.autocast`; float32 weights and AdamW on both). KerasHub's JAX `BertMaskedLM`, the
+issue's other peer, needs tensorflow-text: `benchmarks/bert_keras.py` runs it in its own
+environment. One JSON line per comparison (`benchmarks/harness.py`).
 
     python benchmarks/bert.py                       # H256 L4 A4 I1024 V30522, B32 T128
     python benchmarks/bert.py --rounds 8 --dlx-full-head
@@ -49,6 +50,7 @@ from dlx.data.mlm import masked_positions, mask_tokens  # noqa: E402
 from dlx.losses import masked_cross_entropy  # noqa: E402
 from dlx.nn.bert import BertForMaskedLM, load_hf_checkpoint  # noqa: E402
 from dlx.tasks import nll_sums  # noqa: E402
+from dlx.train import cpu_heaps  # noqa: E402
 
 if TYPE_CHECKING:  # torch and transformers are imported where used: bert_keras.py runs without.
     import transformers
@@ -123,13 +125,14 @@ def dlx_step(module: BertForMaskedLM, params: dict, batch: dict[str, np.ndarray]
             return masked_cross_entropy(apply().logits, labels_BX, weights_BX)
         return nll_sums(apply(labels_BX=labels_BX), labels_BX, weights_BX)[0]
 
-    @functools.partial(jax.jit, donate_argnums=0)
-    def train_step(state: tuple, ids_BT: jax.Array, targets: tuple) -> tuple[tuple, jax.Array]:
+    def update(state: tuple, ids_BT: jax.Array, targets: tuple) -> tuple[tuple, jax.Array]:
         params, opt_state, key = state
         key, dropout_key = jax.random.split(key)
         loss, grads = jax.value_and_grad(loss_fn)(params, dropout_key, ids_BT, *targets)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state, key), loss
+
+    train_step = cpu_heaps.jit(update, jax.devices()[:1], donate_argnums=0)
 
     state = (params, optimizer.init(params), jax.random.PRNGKey(seed))
 

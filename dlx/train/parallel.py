@@ -16,7 +16,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 
 from dlx.errors import DlxError
-from dlx.train import sharding, steps
+from dlx.train import cpu_heaps, sharding, steps
 
 PMAP_AXIS = "batch"
 
@@ -70,13 +70,13 @@ class JitRunner:
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
         self.batch_sharding = sharding.batch_sharding(self.mesh)
         self.state_sharding = sharding.state_shardings(state_shape, self.mesh, fsdp_min_size)
-        self._train = jax.jit(_train_step(task=task, tx=tx, accumulate_steps=accumulate_steps),
-                              in_shardings=(self.state_sharding, self.batch_sharding),
-                              out_shardings=(self.state_sharding, self.replicated),
-                              donate_argnums=0)
-        self._eval = jax.jit(_eval_step(task=task),
-                             in_shardings=(self.state_sharding, self.batch_sharding),
-                             out_shardings=self.replicated)
+        self._train = cpu_heaps.jit(
+            _train_step(task=task, tx=tx, accumulate_steps=accumulate_steps), self.devices,
+            in_shardings=(self.state_sharding, self.batch_sharding),
+            out_shardings=(self.state_sharding, self.replicated), donate_argnums=0)
+        self._eval = cpu_heaps.jit(_eval_step(task=task), self.devices,
+                                   in_shardings=(self.state_sharding, self.batch_sharding),
+                                   out_shardings=self.replicated)
 
     def init_state(self, init: Callable[..., Any], *args: Any) -> Any:
         """`init(*args)` laid out as `state_sharding`. Over several devices it runs as one jitted
