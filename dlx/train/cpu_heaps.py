@@ -1,17 +1,18 @@
 """Train and eval steps jitted on CPU with their temporaries in heaps of at most 16 MiB.
 
-XLA:CPU packs a step's temporaries (activations, logits, gradients) into one block that it
-mallocs at every call and frees at the end: 658 MB for a BERT MLM step (H256, 4 layers, batch
-32 x 128). glibc maps a block over its mmap threshold (adaptive, at most 32 MiB) afresh and
-unmaps it on free, so every page faults in again at every step (~180,000 minor faults). XLA's
-`xla_multiheap_size_constraint_per_heap`, given to these programs alone as a compile option,
-splits the block into heaps of at most `HEAP_LIMIT_BYTES`; glibc then serves them from its thread
-arenas, which keep part of what is freed mapped for the next step. How much depends on the
-allocation pattern: in that BERT step the faults fell to ~90,000 a step (the rest mostly four
-78 MB logit-sized buffers, over the limit and mapped alone) and the step took ~10 % less time;
-in a 24-layer MLP's SGD step (~50 MB of 2 MiB activations) they did not fall at all. Same
-program, same numbers; the temporaries take more room (658 -> 762 MB there), as buffers no
-longer share space across heaps. A program of one heap (temporaries under 16 MiB) is unchanged.
+XLA:CPU packs a step's temporaries (activations, logits, gradients) into one block that it mallocs
+at every call and frees at the end: 658 MB for a BERT MLM step (H256, 4 layers, batch 32 x 128).
+glibc maps a block over its mmap threshold (adaptive, at most 32 MiB) afresh and unmaps it on free,
+so every page faults in again at every step (~180,000 minor faults). XLA's
+`xla_multiheap_size_constraint_per_heap`, given to these programs alone as a compile option, splits
+the block into heaps of at most `HEAP_LIMIT_BYTES`; glibc then serves them from its thread arenas,
+which keep part of what is freed mapped for the next step. How much depends on the allocation
+pattern: in that BERT step the faults fell to ~90,000 a step (~65,000 of them three 78 MB
+logit-sized buffers and the 31 MB table gradient, over the limit and mapped alone) and the step
+took ~10 % less time; in a 24-layer MLP's donated SGD step (~50 MB of 2 MiB activations) they fell
+by 4 % only. Same program, same numbers; the temporaries take more room (658 -> 762 MB there), as
+buffers no longer share space across heaps. A program of one heap (temporaries under 16 MiB) is
+unchanged.
 
 Two side effects are handled here. XLA logs a warning for each buffer over the limit at every
 heap it packs, and JAX cannot write a program of several heaps to its persistent compilation
