@@ -5,7 +5,7 @@ active in both) on the same batch and, through `save_pretrained` + `load_hf_chec
 starting weights. The batch is random non-special token ids, all positions real, 15 % masked once
 on the host with BERT's 80/10/10 rule (`dlx.data.mlm.mask_tokens`, at most `--max-predictions` per
 row). The dlx step is jitted as `dlx train` jits its steps (`dlx.train.cpu_heaps`: on CPU, its
-temporaries in heaps of at most 4 MiB), with the train state donated and blocked on; it runs the
+temporaries in heaps of at most 16 MiB), with the train state donated and blocked on; it runs the
 MLM head only at the gathered masked positions (`masked_positions_BP`), its decoder fused with the
 cross-entropy (`labels_BX`: per-token losses, no logits), as `dlx train` does. HF's
 `BertForMaskedLM` gets `labels` that are -100 except at the masked positions, so it projects every

@@ -56,7 +56,7 @@ def test_a_train_step_gives_the_same_numbers_as_a_plain_jit():
         return jax.tree.map(lambda w, g: w - 1e-3 * g, weights, grads), value
 
     keys = jax.random.split(jax.random.key(0), 9)
-    x_NK = jax.random.normal(keys[0], (4096, 128))  # 2 MiB activations, ~32 MB kept in all.
+    x_NK = jax.random.normal(keys[0], (16384, 128))  # 8 MiB activations: several heaps.
     results = []
     for step in (jax.jit(sgd_step, donate_argnums=0),
                  cpu_heaps.jit(sgd_step, jax.devices(), donate_argnums=0)):

@@ -78,7 +78,7 @@ def _absl_set_min_log_level() -> Callable[[int], None] | None:
 def _cpp_log_level() -> int:
     """The C++ log threshold JAX set: from `jax_logging_level`, else TF_CPP_MIN_LOG_LEVEL (JAX
     makes it 1, warnings and up, when unset)."""
-    level = jax.config.jax_logging_level
+    level = getattr(jax.config, "jax_logging_level", None)
     if level and level != "NOTSET":
         return _LOG_LEVELS[level]
     setting = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1")
